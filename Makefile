@@ -1,0 +1,44 @@
+# lrmerge: two commands on a fresh machine.
+#   make study   set up .venv, then run the whole study on the embedded demo world (outputs in runs/ and figures/)
+#   make test    set up .venv, then run the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lrmerge-installed
+PROFILE ?= demo
+LANGS ?= all
+
+.PHONY: study study-quick test test-fast venv browser bench clean
+
+venv: $(STAMP)
+
+# torch first, pinned: this exact spec takes the CPU build from local disk here (any other spec may pull
+# a multi-GB CUDA build); on a GPU machine the same pin takes the CUDA build from the registry.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+study: venv
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile $(PROFILE)
+
+study-quick: venv
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile quick
+
+# Chromium for the JupyterLab browser test; the test skips with a reason where this cannot install.
+browser:
+	-@bash scripts/install_browser.sh
+
+test: venv browser
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not browser" tests
+
+bench: venv
+	$(BIN)/python benchmarks/merge_speed.py
+	$(BIN)/python benchmarks/conflict_speed.py
+
+clean:
+	rm -rf runs .pytest_cache
