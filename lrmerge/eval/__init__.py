@@ -1,1 +1,1 @@
-
+"""Evaluation: tasks as data, batched generation and log-likelihood, MLiC-Eval answer parsing, unparsable outputs."""

@@ -1,0 +1,158 @@
+"""Speed of lrmerge's TIES vs mergekit 0.1.5 on a synthetic Llama-shaped checkpoint (NOT a test).
+
+    .venv/bin/python benchmarks/merge_speed.py [--hidden 2048 --layers 4 --intermediate 5504 --vocab 32000]
+                                               [--device cpu|cuda] [--keep DIR]
+
+Builds base, sft, ct (fp32 safetensors) in a temp folder, merges with TIES (density 0.2 sft / 1.0 ct, weights 1,
+normalize) with each tool in its own subprocess (wall time and peak RSS from resource.getrusage), then compares
+outputs tensor by tensor (tie-breaks may differ: max abs diff and fraction of differing entries).
+Targets: lrmerge >= 10x faster than mergekit on CPU, lrmerge peak RSS < 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def llama_shapes(hidden: int, layers: int, intermediate: int, vocab: int) -> dict[str, tuple[int, ...]]:
+    shapes = {"model.embed_tokens.weight": (vocab, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            shapes[p + f"self_attn.{proj}.weight"] = (hidden, hidden)
+        shapes[p + "mlp.gate_proj.weight"] = (intermediate, hidden)
+        shapes[p + "mlp.up_proj.weight"] = (intermediate, hidden)
+        shapes[p + "mlp.down_proj.weight"] = (hidden, intermediate)
+        shapes[p + "input_layernorm.weight"] = (hidden,)
+        shapes[p + "post_attention_layernorm.weight"] = (hidden,)
+    shapes["model.norm.weight"] = (hidden,)
+    shapes["lm_head.weight"] = (vocab, hidden)
+    return shapes
+
+
+def build(root: Path, args: argparse.Namespace) -> dict[str, Path]:
+    import torch
+
+    from lrmerge.merge.checkpoint import ShardedWriter
+
+    shapes = llama_shapes(args.hidden, args.layers, args.intermediate, args.vocab)
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": args.hidden,
+              "intermediate_size": args.intermediate, "num_hidden_layers": args.layers,
+              "num_attention_heads": max(1, args.hidden // 64), "num_key_value_heads": max(1, args.hidden // 64),
+              "vocab_size": args.vocab, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
+              "tie_word_embeddings": False, "torch_dtype": "float32"}
+    folders = {name: root / name for name in ("base", "sft", "ct")}
+    writers = {}
+    for name, folder in folders.items():
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(config))
+        writers[name] = ShardedWriter(folder, max_shard_size=256 * 1024**2)
+    g = torch.Generator().manual_seed(0)
+    for tensor_name, shape in shapes.items():
+        base = torch.randn(shape, generator=g) * 0.02
+        writers["base"].add(tensor_name, base)
+        writers["sft"].add(tensor_name, base + torch.randn(shape, generator=g) * 1e-3)
+        writers["ct"].add(tensor_name, base + torch.randn(shape, generator=g) * 2e-3)
+    for writer in writers.values():
+        writer.close()
+    n_params = sum(torch.Size(s).numel() for s in shapes.values())
+    print(f"built 3 models of {n_params / 1e6:.1f}M params (fp32) in {root}")
+    return folders
+
+
+def worker(tool: str, config_path: str, out: str, device: str) -> None:
+    import yaml
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    start = time.perf_counter()
+    if tool == "lrmerge":
+        from lrmerge.merge import merge
+
+        merge(config, out, device=device, progress=False)
+    else:
+        from mergekit.config import MergeConfiguration
+        from mergekit.merge import run_merge
+        from mergekit.options import MergeOptions
+
+        run_merge(MergeConfiguration.model_validate(config), out,
+                  MergeOptions(copy_tokenizer=False, quiet=True, write_model_card=False, device=device))
+    wall = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"tool": tool, "wall_s": wall, "peak_rss_mb": rss_mb}))
+
+
+def run_tool(tool: str, config_path: Path, out: Path, device: str) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", tool, str(config_path), str(out), device],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - start  # includes imports
+    return result
+
+
+def compare(a: Path, b: Path) -> tuple[float, float]:
+    import torch
+
+    from lrmerge.merge.checkpoint import CheckpointReader
+
+    ra, rb = CheckpointReader(a), CheckpointReader(b)
+    max_diff, differing, total = 0.0, 0, 0
+    for name in ra.names():
+        x, y = ra.get(name), rb.get(name)
+        diff = (x - y).abs()
+        max_diff = max(max_diff, float(diff.max()))
+        differing += int((diff > 0).sum())
+        total += diff.numel()
+    return max_diff, differing / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--intermediate", type=int, default=5504)
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--skip-mergekit", action="store_true", help="time lrmerge only")
+    parser.add_argument("--keep", type=Path, help="build the models here and keep them")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker[:3], device=args.worker[3])
+        return
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="merge_speed-") as tmp:
+        root = args.keep or Path(tmp)
+        folders = build(root / "models", args)
+        config = {"merge_method": "ties", "base_model": str(folders["base"]), "dtype": "float32",
+                  "parameters": {"normalize": True},
+                  "models": [{"model": str(folders["sft"]), "parameters": {"weight": 1.0, "density": 0.2}},
+                             {"model": str(folders["ct"]), "parameters": {"weight": 1.0, "density": 1.0}}]}
+        config_path = root / "ties.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        results = {"lrmerge": run_tool("lrmerge", config_path, root / "out-lrmerge", args.device)}
+        if not args.skip_mergekit:
+            results["mergekit"] = run_tool("mergekit", config_path, root / "out-mergekit", args.device)
+        for r in results.values():
+            print(f"{r['tool']:9s} merge wall {r['wall_s']:8.2f} s  (process {r['process_s']:.1f} s)  "
+                  f"peak RSS {r['peak_rss_mb']:8.0f} MB")
+        if "mergekit" in results:
+            ratio = results["mergekit"]["wall_s"] / results["lrmerge"]["wall_s"]
+            max_diff, frac = compare(root / "out-lrmerge", root / "out-mergekit")
+            print(f"speed ratio mergekit/lrmerge: {ratio:.1f}x (target >= 10x)")
+            print(f"outputs: max abs diff {max_diff:.3g}, fraction of differing entries {frac:.3g}")
+        print(f"lrmerge peak RSS {results['lrmerge']['peak_rss_mb']:.0f} MB (target < 1536 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The knobs of the embedded demo world, and its two profiles (quick: tests and notebook smoke runs; demo: the study).
+
+Everything the world contains is a deterministic function of one `WorldConfig` (seed included); its hash keys the
+cache folder `runs/world/<config_key>/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+Profile = Literal["quick", "demo"]
+PROFILES: tuple[str, ...] = ("quick", "demo")
+LANGUAGES: tuple[str, ...] = ("eng", "tbx", "mnx")  # English, the CLOSE language (Tibetan script), the FAR one (Mongolian)
+X_LANGUAGES: tuple[str, ...] = ("tbx", "mnx")
+FLORES_CODE = {"eng": "eng_Latn", "tbx": "tbx_Tibt", "mnx": "mnx_Mong"}
+
+
+@dataclass(frozen=True)
+class BaseModelConfig:
+    """BASE: a tiny LlamaForCausalLM pre-trained on the English corpus (plus the tbx trace) on the CPU.
+
+    hidden_size, num_layers, num_heads, intermediate_size: Llama shape (a few million parameters in `demo`).
+    seq_len: packed pre-training sequence length (and max_position_embeddings).
+    batch_size: packed sequences per AdamW step; lr: peak learning rate (linear warm-up 5%, cosine decay).
+    epochs: passes over corpus/en_pretrain.txt.
+    """
+
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    seq_len: int = 256
+    batch_size: int = 16
+    lr: float = 2e-3
+    epochs: int = 1
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Every knob of the world (the defaults are the `demo` profile).
+
+    seed: everything (lexicon, corpora, tasks, BASE init and batch order) derives from it.
+    languages: the X languages to build, a subset of ("tbx", "mnx"); English is always built.
+    n_topics: topic categories, 7 as in SIB-200 (science/technology, travel, politics, sports, health,
+        entertainment, geography); fewer uses the first n (SIB files still list the used labels).
+    topic_nouns, topic_verbs: content words per topic (lexicon size; each X word is then seen hundreds of times).
+    topic_purity: probability that a topical slot (subject, verb, object) of a sentence takes a word of the
+        sentence's topic rather than a topic-neutral word (topic noise = 1 - topic_purity; one slot is always topical).
+    loanword_share: share of each topic's content words borrowed unchanged (Latin script) into both X languages;
+        the anchors that carry topic meaning. Eval items avoid loanwords when `anchor_free_eval`.
+    anchor_free_eval: eval items use only enciphered (non-loan) content words, so X eval needs the X words.
+    named_entities: person names copied unchanged into X (anchors without topic meaning).
+    digits: sentences carry years / counts written in Arabic digits, copied unchanged into X.
+    code_switch_rate: per-word probability that an X corpus sentence keeps the English word (X corpora only).
+    parallel_share: share of X corpus lines that are an English sentence followed by its X translation.
+    ct_tokens: CT budget: size of corpus/<x>.txt in BASE-tokenizer tokens (replay is added by training).
+    replay_share: share of English replay in CT (0.25 as the paper); training consumes it, the world writes
+        corpus/en_replay.txt big enough for it.
+    en_pretrain_tokens: English pre-training corpus for BASE, in words (~tokens; the lexicon is all single tokens).
+    base_trace_share: share of BASE's corpus lines that are tbx (the "small trace", as Llama-2 saw a little Tamil);
+        mnx gets none, so it stays UTF-8 byte tokens.
+    vocab_size: BPE vocabulary size, including the 256 <0xNN> byte-fallback tokens and 3 specials.
+    sft_items: English FLAN-style instances in sft/flan_en.jsonl (topic, choice, response selection, math).
+    mt_translated_share: share of SFT instances translated into X in sft/flan_mt_<x>.jsonl (paper: half).
+    mt_drop_rate, mt_repeat_rate, mt_untranslated_rate: the deliberately imperfect MT system's per-word
+        drop / repeat / leave-in-English probabilities (paper section 7.2, Table 14).
+    sizes: dev/test items per eval set, Table 6 scaled (SIB test enlarged to 504 so a gate has >= 500 items).
+    base: BASE shape and pre-training schedule.
+    """
+
+    seed: int = 0
+    languages: tuple[str, ...] = X_LANGUAGES
+    n_topics: int = 7
+    topic_nouns: int = 8
+    topic_verbs: int = 4
+    topic_purity: float = 0.7
+    loanword_share: float = 0.25
+    anchor_free_eval: bool = True
+    named_entities: bool = True
+    digits: bool = True
+    code_switch_rate: float = 0.05
+    parallel_share: float = 0.08
+    ct_tokens: int = 600_000
+    replay_share: float = 0.25
+    en_pretrain_tokens: int = 1_000_000
+    base_trace_share: float = 0.01
+    vocab_size: int = 2000
+    sft_items: int = 3000
+    mt_translated_share: float = 0.5
+    mt_drop_rate: float = 0.1
+    mt_repeat_rate: float = 0.05
+    mt_untranslated_rate: float = 0.1
+    sizes: dict = field(
+        default_factory=lambda: {
+            "sib200": (51, 504), "belebele": (72, 288), "mgsm": (50, 200),
+            "mlic_tc": (48, 504), "mlic_mrc": (20, 200), "mlic_rs": (40, 407), "mlic_math": (20, 200),
+        }
+    )
+    base: BaseModelConfig = field(default_factory=BaseModelConfig)
+
+    def __post_init__(self) -> None:
+        for lang in self.languages:
+            if lang not in X_LANGUAGES:
+                raise ValueError(f"WorldConfig.languages: unknown language {lang!r}; allowed: {X_LANGUAGES}")
+        if not 1 <= self.n_topics <= 7:
+            raise ValueError(f"WorldConfig.n_topics must be in 1..7, got {self.n_topics}")
+        for name in ("topic_nouns", "topic_verbs", "ct_tokens", "en_pretrain_tokens", "sft_items", "vocab_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"WorldConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("topic_purity", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
+                     "base_trace_share", "mt_translated_share", "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"WorldConfig.{name} must be in [0, 1], got {value}")
+        if self.vocab_size < 600:
+            raise ValueError(f"WorldConfig.vocab_size must be >= 600 (256 byte tokens + the lexicon), got {self.vocab_size}")
+        for task, split_sizes in self.sizes.items():
+            if task not in SIZE_KEYS:
+                raise ValueError(f"WorldConfig.sizes: unknown task {task!r}; allowed: {SIZE_KEYS}")
+            if len(split_sizes) != 2 or min(split_sizes) < 1:
+                raise ValueError(f"WorldConfig.sizes[{task!r}] must be (dev, test) with both >= 1, got {split_sizes}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SIZE_KEYS = ("sib200", "belebele", "mgsm", "mlic_tc", "mlic_mrc", "mlic_rs", "mlic_math")
+
+
+def profile_config(profile: Profile = "demo", seed: int = 0, **overrides) -> WorldConfig:
+    """`demo`: the study's world (BASE a few CPU minutes). `quick`: tiny, whole build under a minute."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {PROFILES}")
+    if profile == "quick":
+        quick = dict(
+            ct_tokens=40_000, en_pretrain_tokens=60_000, sft_items=300, vocab_size=1000, base_trace_share=0.03,
+            sizes={"sib200": (20, 504), "belebele": (12, 40), "mgsm": (10, 30), "mlic_tc": (12, 60),
+                   "mlic_mrc": (8, 30), "mlic_rs": (10, 40), "mlic_math": (8, 30)},
+            base=BaseModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, seq_len=128,
+                                 batch_size=16, lr=3e-3, epochs=1),
+        )
+        quick.update(overrides)
+        return WorldConfig(seed=seed, **quick)
+    return WorldConfig(seed=seed, **overrides)

@@ -1,0 +1,153 @@
+"""Streaming merge engine: one tensor at a time from every checkpoint, merged on a device, written to shards.
+
+Peak memory is a few tensors (the n_models + 1 inputs of one parameter and the merge's temporaries), never a model.
+``scope: global`` trims each task vector over the whole flattened model (the original TIES code): two streamed
+histogram passes per model find the exact threshold (``primitives.global_threshold``), and threshold ties are kept
+in tensor order, lowest flat index first. The TIES-SV slack is always chosen per tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lrmerge.merge.checkpoint import CheckpointReader, ShardedWriter, check_same_architecture, copy_side_files, resolve_device
+from lrmerge.merge.config import MergeConfig, ResolvedMerge, load_config
+from lrmerge.merge.methods import get_method
+from lrmerge.merge.primitives import TiesMasks, Threshold, global_threshold, kept_count, magnitude_keys, task_vector, threshold_mask
+from lrmerge.runs import atomic_output_dir, config_key, read_run_record, write_run_record
+
+log = logging.getLogger(__name__)
+
+VocabPolicy = Literal["error", "shared_rows"]
+VOCAB_POLICIES = ("error", "shared_rows")
+VOCAB_TENSORS = ("embed_tokens", "lm_head", "wte", "embed_out")
+# collect_masks(tensor_name, masks, (base, finetuned)) with the float32 inputs the merge used
+MaskCallback = Callable[[str, TiesMasks, tuple[Tensor | None, list[Tensor]]], None]
+
+
+def _is_vocab(name: str) -> bool:
+    return any(part in name for part in VOCAB_TENSORS)
+
+
+def _plan(readers: list[CheckpointReader], vocab_policy: str) -> list[str]:
+    """Tensor names in order; every reader must have them with equal shapes (or a vocab row-count difference)."""
+    first = readers[0]
+    names = first.names()
+    for other in readers[1:]:
+        missing = [n for n in names if n not in set(other.names())]
+        extra = [n for n in other.names() if n not in set(names)]
+        if missing:
+            raise ValueError(f"{other.folder}: missing tensors present in {first.folder}: {missing[:5]}")
+        if extra:
+            raise ValueError(f"{other.folder}: extra tensors absent from {first.folder}: {extra[:5]}")
+        for name in names:
+            a, b = first.shape(name), other.shape(name)
+            if a == b:
+                continue
+            if vocab_policy == "shared_rows" and _is_vocab(name) and a[1:] == b[1:]:
+                continue
+            hint = " (vocabulary sizes differ: pass vocab_policy='shared_rows')" if _is_vocab(name) and a[1:] == b[1:] else ""
+            raise ValueError(f"shape mismatch for tensor {name!r}: {tuple(a)} in {first.folder} vs {tuple(b)} in "
+                             f"{other.folder}{hint}")
+    return names
+
+
+def _global_thresholds(base: CheckpointReader, models: list[CheckpointReader], names: list[str],
+                       densities: list[float], device: torch.device) -> list[Threshold]:
+    floats = [n for n in names if base.dtype(n).is_floating_point]
+    total = sum(int(torch.Size(base.shape(n)).numel()) for n in floats)
+    thresholds = []
+    for reader, density in zip(tqdm(models, desc="global trim thresholds"), densities):
+        def stream(reader=reader):
+            for n in floats:
+                yield magnitude_keys(task_vector(reader.get(n, device), base.get(n, device)))
+        thresholds.append(global_threshold(stream, kept_count(total, density)))
+    return thresholds
+
+
+def _out_dtype(plan: ResolvedMerge, stored: torch.dtype) -> torch.dtype:
+    name = plan.out_dtype or plan.dtype
+    return getattr(torch, name) if name else stored
+
+
+def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: str = "auto",
+          collect_masks: MaskCallback | None = None, *, overwrite: bool = False,
+          max_shard_size: int = 2 * 1024**3, vocab_policy: VocabPolicy = "error", allow_pickle: bool = False,
+          progress: bool = True) -> Path:
+    """Merge the checkpoints of a mergekit-schema config into ``out_dir`` (HF folder); returns its path.
+
+    An existing ``out_dir`` whose run record has the same config is reused (resume) unless ``overwrite``.
+    ``vocab_policy="shared_rows"``: where embed_tokens / lm_head row counts differ, merge the shared rows and take
+    the extra rows (and config.json / tokenizer files) from the first model, base first, with the most rows.
+    """
+    if vocab_policy not in VOCAB_POLICIES:
+        raise ValueError(f"vocab_policy={vocab_policy!r} is not one of {list(VOCAB_POLICIES)}")
+    cfg = load_config(config)
+    plan = cfg.resolve()
+    spec = get_method(plan.method)
+    dev = resolve_device(device)
+    record = {"merge": cfg.model_dump(), "vocab_policy": vocab_policy}
+    key = config_key(record)
+    out_dir = Path(out_dir)
+    previous = read_run_record(out_dir) if out_dir.exists() else None
+    if previous is not None and previous.get("config_key") == key and not overwrite:
+        log.info("%s already holds this merge; reusing it", out_dir)
+        return out_dir
+
+    use_base = spec.needs_base
+    models = [CheckpointReader(p, allow_pickle) for p in plan.models]
+    base = CheckpointReader(plan.base_model, allow_pickle) if use_base else None
+    readers = ([base] if base else []) + models
+    check_same_architecture(readers + ([CheckpointReader(plan.base_model, allow_pickle)]
+                                       if plan.base_model and not use_base else []))
+    names = _plan(readers, vocab_policy)
+    global_trim = plan.scope == "global" and spec.uses_masks
+    if global_trim and vocab_policy == "shared_rows":
+        raise ValueError("scope: global cannot be combined with vocab_policy='shared_rows'")
+    thresholds = _global_thresholds(base, models, names, plan.densities, dev) if global_trim else []
+    budgets = [t.tie_budget for t in thresholds]
+
+    vocab_rows = {n: [r.shape(n)[0] for r in readers] for n in names if _is_vocab(n)}
+    widest = max(range(len(readers)), key=lambda i: max((rows[i] for rows in vocab_rows.values()), default=0))
+    side_source = Path(plan.base_model) if plan.base_model else models[0].folder
+    if any(len(set(rows)) > 1 for rows in vocab_rows.values()):
+        side_source = readers[widest].folder
+
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        writer = ShardedWriter(tmp, max_shard_size)
+        for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
+            stored = readers[0].dtype(name)
+            if not stored.is_floating_point:
+                writer.add(name, readers[0].get(name))
+                continue
+            inputs = [r.get(name, dev) for r in readers]
+            rows = min(t.shape[0] for t in inputs) if name in vocab_rows else None
+            shared = [t[:rows] for t in inputs] if rows is not None else inputs
+            base_t, fts = (shared[0], shared[1:]) if base else (None, shared)
+            options: dict[str, Any] = dict(plan.options)
+            if global_trim:
+                kept = []
+                for i, tau in enumerate(task_vector(t, base_t) for t in fts):
+                    mask, used = threshold_mask(magnitude_keys(tau), thresholds[i].key, budgets[i])
+                    budgets[i] -= used
+                    kept.append(mask.reshape(tau.shape))
+                options["kept"] = kept
+            merged, masks = spec.fn(base_t, fts, plan.weights, plan.densities,
+                                    keep_masks=collect_masks is not None, **options)
+            if rows is not None and max(t.shape[0] for t in inputs) > rows:
+                merged = torch.cat([merged, inputs[widest][rows:].float()])
+            if collect_masks is not None and masks is not None:
+                collect_masks(name, masks, (base_t, list(fts)))
+            writer.add(name, merged.to(_out_dtype(plan, stored)))
+            del inputs, shared, merged, masks
+        writer.close()
+        copy_side_files(side_source, tmp)
+        write_run_record(tmp, config=record, seed=None, config_key=key, device=str(dev),
+                         sources={"base_model": plan.base_model, "models": plan.models})
+    return out_dir

@@ -1,0 +1,181 @@
+"""Streaming engine, config validation, checkpoint errors, atomicity, CLI, on tiny Llama checkpoints."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from lrmerge.merge import merge
+from lrmerge.merge import primitives as P
+from lrmerge.merge.config import load_config
+from lrmerge.runs import read_run_record
+
+
+def _load(folder):
+    out = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(str(file)))
+    return out
+
+
+@pytest.fixture
+def trio(tiny_llama_factory):
+    base = tiny_llama_factory("base", seed=0)
+    return base, tiny_llama_factory("sft", seed=1, base=base), tiny_llama_factory("ct", seed=2, base=base)
+
+
+def _ties(base, sft, ct, **params):
+    return {"merge_method": "ties", "base_model": str(base), "parameters": params,
+            "models": [{"model": str(sft), "parameters": {"weight": 1.0, "density": 0.2}},
+                       {"model": str(ct), "parameters": {"weight": 1.0, "density": 1.0}}]}
+
+
+def test_merged_folder_loads_generates_and_records(trio, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    base, sft, ct = trio
+    seen = {}
+    out = merge(_ties(base, sft, ct), tmp_path / "m", device="auto", progress=False,
+                collect_masks=lambda name, masks, inputs: seen.setdefault(name, (masks, inputs)), max_shard_size=20_000)
+    assert len(list(out.glob("model-*-of-*.safetensors"))) > 1 and (out / "model.safetensors.index.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    generated = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=4, do_sample=False)
+    assert generated.shape == (1, 7)
+    record = read_run_record(out)
+    assert record["config"]["merge"]["merge_method"] == "ties" and "torch" in record["versions"]
+    merged = _load(out)
+    name = "model.layers.0.mlp.down_proj.weight"
+    masks, (b, fts) = seen[name]
+    assert [int(k.sum()) for k in masks.kept] == [P.kept_count(b.numel(), 0.2), b.numel()]
+    # the callback got the very masks of the merge: recompute the disjoint mean from them
+    trimmed = torch.stack([torch.where(k, f - b, 0.0) for k, f in zip(masks.kept, fts)])
+    again = b + P.disjoint_merge(trimmed, torch.ones(2), masks.agree)
+    torch.testing.assert_close(merged[name], again, atol=1e-6, rtol=0)
+    # resume: the same config reuses the finished folder
+    assert merge(_ties(base, sft, ct), out, progress=False) == out
+
+
+def test_global_scope_trims_over_the_whole_model(trio, tmp_path):
+    base, sft, ct = trio
+    out = merge(_ties(base, sft, ct, scope="global"), tmp_path / "g", device="cpu", progress=False)
+    b, s, c = (_load(p) for p in (base, sft, ct))
+    names = list(b)
+    flat = torch.cat([(s[n] - b[n]).reshape(-1) for n in names])
+    k = P.kept_count(flat.numel(), 0.2)
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[torch.argsort(flat.abs(), descending=True, stable=True)[:k]] = True  # reference: full sort
+    merged, start = _load(out), 0
+    for n in names:
+        numel = b[n].numel()
+        kept_sft = keep[start:start + numel].reshape(b[n].shape)
+        start += numel
+        want, _ = P.ties_merge_tensor(b[n], [s[n], c[n]], [1, 1], [0.2, 1.0], kept=[kept_sft, torch.ones_like(kept_sft)])
+        torch.testing.assert_close(merged[n], want, atol=1e-6, rtol=0)
+
+
+def test_exception_mid_merge_leaves_no_output(trio, tmp_path):
+    base, sft, ct = trio
+
+    def boom(name, masks, inputs):
+        if "layers.1" in name:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        merge(_ties(base, sft, ct), tmp_path / "out", collect_masks=boom, progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_config_errors_name_the_key(trio, tmp_path):
+    base, sft, ct = trio
+    cfg = _ties(base, sft, ct)
+    cfg["models"][0]["parameters"]["densty"] = 0.5
+    with pytest.raises(ValueError, match="'densty'.*did you mean 'density'"):
+        load_config(cfg)
+    with pytest.raises(ValueError, match="did you mean 'merge_method'"):
+        load_config({**_ties(base, sft, ct), "merge_methd": "ties"})
+    with pytest.raises(ValueError, match="allowed.*ties_sv"):
+        load_config({**_ties(base, sft, ct), "merge_method": "dare"})
+    bad = _ties(base, sft, ct)
+    bad["models"][1]["parameters"]["density"] = 1.5
+    with pytest.raises(ValueError, match=r"density must be in \(0, 1\]"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="weight is required"):
+        load_config({**_ties(base, sft, ct), "models": [{"model": str(sft)}]})
+    with pytest.raises(ValueError, match="election.*count"):
+        load_config(_ties(base, sft, ct, election="median"))
+    with pytest.raises(ValueError, match="priority"):
+        load_config({**_ties(base, sft, ct), "merge_method": "ties_sv", "parameters": {"priority": "nope"}})
+    path = tmp_path / "c.yaml"
+    path.write_text("merge_method: ties\nmodels: []\nbogus: 1\n")
+    with pytest.raises(ValueError, match="(?s)c.yaml.*bogus"):
+        load_config(path)
+
+
+def test_checkpoint_errors(trio, tiny_llama_factory, tmp_path):
+    base, sft, ct = trio
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        merge(_ties(base, sft, tmp_path / "nowhere"), tmp_path / "o1", progress=False)
+    # missing tensor
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    state = load_file(str(ct / "model.safetensors"))
+    state.pop("model.norm.weight")
+    save_file(state, str(broken / "model.safetensors"))
+    (broken / "config.json").write_text((ct / "config.json").read_text())
+    with pytest.raises(ValueError, match="missing tensors.*model.norm.weight"):
+        merge(_ties(base, sft, broken), tmp_path / "o2", progress=False)
+    # NaN
+    state = load_file(str(ct / "model.safetensors"))
+    state["model.norm.weight"][0] = float("nan")
+    save_file(state, str(broken / "model.safetensors"))
+    with pytest.raises(ValueError, match="model.norm.weight.*NaN"):
+        merge(_ties(base, sft, broken), tmp_path / "o3", progress=False)
+    assert not (tmp_path / "o3").exists()
+    # pickle refused
+    pick = tmp_path / "pick"
+    pick.mkdir()
+    torch.save(load_file(str(ct / "model.safetensors")), pick / "pytorch_model.bin")
+    (pick / "config.json").write_text((ct / "config.json").read_text())
+    with pytest.raises(ValueError, match="pickle.*allow_pickle"):
+        merge(_ties(base, sft, pick), tmp_path / "o4", progress=False)
+    assert merge(_ties(base, sft, pick), tmp_path / "o4", allow_pickle=True, progress=False).exists()
+    # different architecture
+    wide = tiny_llama_factory("wide", hidden=64)
+    with pytest.raises(ValueError, match="different architectures.*hidden_size"):
+        merge(_ties(base, sft, wide), tmp_path / "o5", progress=False)
+
+
+def test_vocab_mismatch_error_and_shared_rows(tiny_llama_factory, tmp_path):
+    base = tiny_llama_factory("base", seed=0)
+    sft = tiny_llama_factory("sft", seed=1, base=base)
+    big = tiny_llama_factory("big", seed=3, vocab=80)
+    cfg = _ties(base, sft, big)
+    with pytest.raises(ValueError, match="(lm_head|embed_tokens).*\\(64, 32\\).*\\(80, 32\\).*shared_rows"):
+        merge(cfg, tmp_path / "o", progress=False)
+    out = merge(cfg, tmp_path / "o", vocab_policy="shared_rows", progress=False)
+    merged, b, s, g = _load(out), _load(base), _load(sft), _load(big)
+    name = "model.embed_tokens.weight"
+    assert merged[name].shape == (80, 32)
+    torch.testing.assert_close(merged[name][64:], g[name][64:])
+    want, _ = P.ties_merge_tensor(b[name], [s[name], g[name][:64]], [1, 1], [0.2, 1.0])
+    torch.testing.assert_close(merged[name][:64], want, atol=1e-6, rtol=0)
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == 80
+
+
+def test_cli_merge(trio, tmp_path):
+    import yaml
+
+    from lrmerge.cli import main
+
+    base, sft, ct = trio
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**_ties(base, sft, ct), "merge_method": "ties_sv",
+                                    "parameters": {"slack": 0.04, "priority": str(sft)}}))
+    assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"]) == 0  # same config: reused
+    path.write_text(path.read_text().replace("slack: 0.04", "slack: 0.1"))
+    with pytest.raises(FileExistsError, match="overwrite"):
+        main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"])
+    assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu", "--overwrite"]) == 0
