@@ -4,7 +4,7 @@
                                                [--device cpu|cuda] [--keep DIR]
 
 Builds base, sft, ct (fp32 safetensors) in a temp folder, merges with TIES (density 0.2 sft / 1.0 ct, weights 1,
-normalize) with each tool in its own subprocess (wall time and peak RSS from resource.getrusage), then compares
+normalize) with each tool in its own subprocess (wall time; peak RSS = the worker's VmHWM), then compares
 outputs tensor by tensor (tie-breaks may differ: max abs diff and fraction of differing entries).
 Targets: lrmerge >= 10x faster than mergekit on CPU, lrmerge peak RSS < 1.5 GB.
 """
@@ -49,11 +49,12 @@ def build(root: Path, args: argparse.Namespace) -> dict[str, Path]:
               "vocab_size": args.vocab, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
               "tie_word_embeddings": False, "torch_dtype": "float32"}
     folders = {name: root / name for name in ("base", "sft", "ct")}
+    layout = [(tensor_name, shape, torch.float32) for tensor_name, shape in shapes.items()]
     writers = {}
     for name, folder in folders.items():
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(config))
-        writers[name] = ShardedWriter(folder, max_shard_size=256 * 1024**2)
+        writers[name] = ShardedWriter(folder, max_shard_size=1024**3, layout=layout)  # streams: one tensor in RAM
     g = torch.Generator().manual_seed(0)
     for tensor_name, shape in shapes.items():
         base = torch.randn(shape, generator=g) * 0.02
@@ -67,24 +68,41 @@ def build(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     return folders
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (reset at exec; ru_maxrss would include the parent's RSS at fork)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(tool: str, config_path: str, out: str, device: str) -> None:
     import yaml
 
+    import torch
+
     config = yaml.safe_load(Path(config_path).read_text())
-    start = time.perf_counter()
     if tool == "lrmerge":
         from lrmerge.merge import merge
-
-        merge(config, out, device=device, progress=False)
     else:
         from mergekit.config import MergeConfiguration
         from mergekit.merge import run_merge
         from mergekit.options import MergeOptions
-
+    if device == "cuda":
+        torch.cuda.init()
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    if tool == "lrmerge":
+        merge(config, out, device=device, progress=False)
+    else:
         run_merge(MergeConfiguration.model_validate(config), out,
                   MergeOptions(copy_tokenizer=False, quiet=True, write_model_card=False, device=device))
+    if device == "cuda":
+        torch.cuda.synchronize()
     wall = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"tool": tool, "wall_s": wall, "peak_rss_mb": rss_mb}))
 
 
@@ -99,20 +117,29 @@ def run_tool(tool: str, config_path: Path, out: Path, device: str) -> dict:
     return result
 
 
-def compare(a: Path, b: Path) -> tuple[float, float]:
+def compare(a: Path, b: Path, folders: dict[str, Path], sft_density: float) -> tuple[float, float, int, int]:
+    """Max abs diff, fraction of differing entries, number differing, and how many of those sit where the SFT task
+    vector's |tau| equals its trim threshold (a tie the two tools may break differently)."""
     import torch
 
+    from lrmerge.merge import primitives as P
     from lrmerge.merge.checkpoint import CheckpointReader
 
     ra, rb = CheckpointReader(a), CheckpointReader(b)
-    max_diff, differing, total = 0.0, 0, 0
+    base, sft = CheckpointReader(folders["base"]), CheckpointReader(folders["sft"])
+    max_diff, differing, at_ties, total = 0.0, 0, 0, 0
     for name in ra.names():
         x, y = ra.get(name), rb.get(name)
         diff = (x - y).abs()
         max_diff = max(max_diff, float(diff.max()))
-        differing += int((diff > 0).sum())
+        where = (diff > 0).reshape(-1).nonzero().squeeze(1)
+        differing += where.numel()
         total += diff.numel()
-    return max_diff, differing / total
+        if where.numel():
+            tau = (sft.get(name) - base.get(name)).reshape(-1)
+            threshold = P.magnitude_threshold(lambda: iter([tau]), P.kept_count(tau.numel(), sft_density))
+            at_ties += int((P.magnitude_keys(tau[where]) == threshold.key).sum())
+    return max_diff, differing / total, differing, at_ties
 
 
 def main() -> None:
@@ -129,8 +156,11 @@ def main() -> None:
     if args.worker:
         worker(*args.worker[:3], device=args.worker[3])
         return
+    import os
+
     import yaml
 
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="merge_speed-") as tmp:
         root = args.keep or Path(tmp)
         folders = build(root / "models", args)
@@ -148,10 +178,12 @@ def main() -> None:
                   f"peak RSS {r['peak_rss_mb']:8.0f} MB")
         if "mergekit" in results:
             ratio = results["mergekit"]["wall_s"] / results["lrmerge"]["wall_s"]
-            max_diff, frac = compare(root / "out-lrmerge", root / "out-mergekit")
+            max_diff, frac, n_diff, n_ties = compare(root / "out-lrmerge", root / "out-mergekit", folders, 0.2)
             print(f"speed ratio mergekit/lrmerge: {ratio:.1f}x (target >= 10x)")
-            print(f"outputs: max abs diff {max_diff:.3g}, fraction of differing entries {frac:.3g}")
+            print(f"outputs: max abs diff {max_diff:.3g}, fraction of differing entries {frac:.3g} ({n_diff} entries, "
+                  f"{n_ties} of them at an SFT trim-threshold tie)")
         print(f"lrmerge peak RSS {results['lrmerge']['peak_rss_mb']:.0f} MB (target < 1536 MB)")
+        print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

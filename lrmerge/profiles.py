@@ -17,8 +17,22 @@ COMMON: dict[str, dict[str, Any]] = {
 }
 
 STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {},
-    "demo": {},
+    "quick": {
+        "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16},
+        "sft": {"sft_epochs": 1.0, "figure2_points": 2},
+        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7"},
+        "conflicts": {"interactive": False},
+        "ties_sv": {"slacks": "0,0.04"},
+        "paper": {"update_readme": False},
+    },
+    "demo": {
+        "pretraining": {"ct_x_tokens": 300_000, "ct_checkpoints": 6, "ct_seq_len": 128, "ct_batch_size": 16},
+        "sft": {"sft_epochs": 2.0, "figure2_points": 3},
+        "merging": {"ties_densities": "0.01,0.2,0.4,0.6,0.8,1.0", "wavg_weights": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"},
+        "conflicts": {"interactive": False},
+        "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},
+        "paper": {"update_readme": True},
+    },
     "paper": {},
 }
 

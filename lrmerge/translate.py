@@ -19,6 +19,7 @@ NLLB_CODES = {
     "eng": "eng_Latn", "tam": "tam_Taml", "tel": "tel_Telu", "ory": "ory_Orya", "ben": "ben_Beng",
     "bod": "bod_Tibt", "uig": "uig_Arab", "mvf": "khk_Cyrl",
 }
+NEEDS_POST_STEP = {"mvf": "a Cyrillic -> traditional Mongolian transliteration callable (paper footnote 5)"}
 
 
 @runtime_checkable
@@ -89,6 +90,8 @@ class Seq2SeqTranslator:
         if hasattr(self.tokenizer, "src_lang"):
             self.tokenizer.src_lang = src_code
         post = self.post_steps.get(tgt)
+        if post is None and tgt in NEEDS_POST_STEP:
+            raise ValueError(f"target {tgt!r} needs post_steps[{tgt!r}]: {NEEDS_POST_STEP[tgt]}")
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         outputs: list[str | None] = [None] * len(texts)
         device = next(self.model.parameters()).device

@@ -39,7 +39,11 @@ def write_model(folder, tensors, record=None):
 
 @pytest.fixture()
 def world(tmp_path):
-    """BASE, SFT and three CT checkpoints whose task vectors grow with tokens."""
+    return make_world(tmp_path)
+
+
+def make_world(tmp_path):
+    """BASE, SFT and three CT checkpoints whose task vectors grow with tokens (also used by other test files)."""
     gen = torch.Generator().manual_seed(0)
     base = {k: torch.randn(s, generator=gen) for k, s in SHAPES.items()}
     sft = {k: v + 0.1 * torch.randn(v.shape, generator=gen) for k, v in base.items()}
@@ -194,3 +198,16 @@ def test_cli_rejects_bad_device(world, tmp_path):
     with pytest.raises(ValueError, match="device='tpu'"):
         main(["conflicts", "--base", str(world["base"]), "--sft", str(world["sft"]), "--ct", str(world["ct"][0]),
               "--device", "tpu", "--out", str(tmp_path / "t.csv"), "--cache-dir", str(tmp_path / "c")])
+
+
+def test_resolve_checkpoints_from_glob_folder_or_list_in_token_order(world, tmp_path):
+    from lrmerge.conflicts.series import resolve_checkpoints
+
+    ct_folder = world["ct"][0].parent
+    (ct_folder / "notes").mkdir()  # a subfolder without weights is not a checkpoint
+    expected = [p.name for p in world["ct"]]
+    assert [p.name for p in resolve_checkpoints(str(ct_folder))] == expected
+    assert [p.name for p in resolve_checkpoints(str(ct_folder / "tokens-*"))] == expected
+    assert [p.name for p in resolve_checkpoints(list(reversed(world["ct"])))] == expected  # sorted by tokens
+    with pytest.raises(FileNotFoundError, match="no CT checkpoint folders match"):
+        resolve_checkpoints(str(tmp_path / "nothing-*"))

@@ -77,6 +77,21 @@ def test_loglik_matches_brute_force(tok_model, continuations):
         assert row == pytest.approx(expected, abs=1e-4)
 
 
+def test_loglik_options_sharing_a_prefix_share_one_forward_row(tok_model):
+    tokenizer, model = tok_model
+    letters = [" A", " B", " C", " D"]
+    # in the tiny vocabulary some letters are one token ("▁A") and others two ("▁", "B"): all four inputs are
+    # prefixes of the longest, so one row per prompt must score them all
+    assert {len(split_context_continuation(tokenizer, PROMPTS[0], c)[1]) for c in letters} == {1, 2}
+    calls = []
+    handle = model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    try:
+        loglik_scores(model, tokenizer, [(p, letters) for p in PROMPTS], batch_size=1, progress=False)
+    finally:
+        handle.remove()
+    assert len(calls) == len(PROMPTS)
+
+
 def test_split_context_continuation_moves_trailing_space(tok_model):
     tokenizer, _ = tok_model
     ctx, cont = split_context_continuation(tokenizer, "Answer: ", "A")
@@ -146,7 +161,7 @@ def test_cli_writes_results(tok_model, tmp_path, monkeypatch):
     import lrmerge.eval.runner as runner
     from lrmerge.eval import cli
     items = _items()
-    monkeypatch.setattr(runner, "_load_items", lambda spec, split, source: items[spec.name])
+    monkeypatch.setattr(runner, "_load_items", lambda spec, split, source: (items[spec.name], None))
     parser = argparse.ArgumentParser()
     cli.configure_parser(parser)
     out = tmp_path / "eval"
@@ -155,3 +170,6 @@ def test_cli_writes_results(tok_model, tmp_path, monkeypatch):
     assert cli.run(args) == 0
     assert set(json.loads((out / "metrics.json").read_text())) == {"sib200_tbx", "mgsm_tbx"}
     assert not (tmp_path / ".eval.parts").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    evaluator = runner.make_evaluator(["sib200_tbx", "mgsm_tbx"], split="test", device="cpu", progress=False)
+    assert evaluator(tmp_path / "model") == {name: m["accuracy"] for name, m in metrics.items()}

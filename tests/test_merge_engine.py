@@ -179,3 +179,93 @@ def test_cli_merge(trio, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"])
     assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu", "--overwrite"]) == 0
+
+
+# ---------------------------------------------------------------- streamed TIES and the streaming writer
+
+
+@pytest.mark.parametrize("block,chunk", [(1000, 96), (1 << 20, 1 << 15)])
+def test_streamed_ties_equals_the_in_memory_merge(trio, tiny_llama_factory, tmp_path, monkeypatch, block, chunk):
+    """Blocks and chunks that split tensors (and trim ties) across boundaries give the in-memory result exactly."""
+    from lrmerge.merge import engine
+
+    monkeypatch.setattr(engine, "STREAM_BLOCK", block)
+    monkeypatch.setattr(engine, "CPU_CHUNK", chunk)
+    monkeypatch.setattr(P, "CPU_CHUNK", chunk)
+    base, sft, ct = trio
+    third = tiny_llama_factory("third", seed=4, base=base)
+    cases = {"paper": (_ties(base, sft, ct), [1.0, 1.0], [0.2, 1.0]),
+             "general": ({**_ties(base, sft, ct), "models": [
+                 {"model": str(sft), "parameters": {"weight": 0.7, "density": 0.3}},
+                 {"model": str(ct), "parameters": {"weight": 1.0, "density": 1.0}},
+                 {"model": str(third), "parameters": {"weight": 1.5, "density": 0.5}}]}, [0.7, 1.0, 1.5], [0.3, 1.0, 0.5])}
+    b = _load(base)
+    for label, (cfg, weights, densities) in cases.items():
+        out = merge(cfg, tmp_path / label, device="cpu", progress=False)
+        merged = _load(out)
+        fts = [_load(type(base)(m["model"])) for m in cfg["models"]]
+        assert set(merged) == set(b)
+        for name in b:
+            want, _ = P.ties_merge_tensor(b[name], [f[name] for f in fts], weights, densities, keep_masks=True)
+            if label == "paper":
+                assert torch.equal(merged[name], want), name
+            torch.testing.assert_close(merged[name], want, atol=1e-6, rtol=0)
+
+
+def test_streamed_merge_writes_out_dtype_and_rejects_nan_in_any_block(trio, tmp_path, monkeypatch):
+    from lrmerge.merge import engine
+
+    monkeypatch.setattr(engine, "STREAM_BLOCK", 500)
+    base, sft, ct = trio
+    out = merge({**_ties(base, sft, ct), "out_dtype": "bfloat16"}, tmp_path / "bf16", progress=False)
+    merged, b, s, c = _load(out), _load(base), _load(sft), _load(ct)
+    name = "model.embed_tokens.weight"
+    want, _ = P.ties_merge_tensor(b[name], [s[name], c[name]], [1, 1], [0.2, 1.0])
+    assert merged[name].dtype == torch.bfloat16 and torch.equal(merged[name], want.bfloat16())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    c[name].view(-1)[-3] = float("inf")  # in the last block only
+    save_file(c, str(broken / "model.safetensors"))
+    (broken / "config.json").write_text((ct / "config.json").read_text())
+    with pytest.raises(ValueError, match="broken.*embed_tokens.*NaN or inf"):
+        merge(_ties(base, sft, broken), tmp_path / "o", progress=False)
+
+
+def test_sharded_writer_streams_to_valid_safetensors(tmp_path):
+    from safetensors import safe_open
+
+    from lrmerge.merge.checkpoint import CheckpointReader, ShardedWriter
+
+    g = torch.Generator().manual_seed(0)
+    tensors = {"a": torch.randn(3, 5, generator=g), "b": torch.arange(7, dtype=torch.int64),
+               "c": torch.randn(11, generator=g).bfloat16(), "d": torch.randn(2, 2, 2, generator=g)}
+    layout = [(n, t.shape, t.dtype) for n, t in tensors.items()]
+    writer = ShardedWriter(tmp_path, max_shard_size=70, layout=layout)
+    writer.add("a", tensors["a"])
+    writer.append("b", tensors["b"][:3])
+    writer.append("b", tensors["b"][3:])
+    writer.add("c", tensors["c"])
+    with pytest.raises(ValueError, match="got tensor 'a', expected 'd'"):
+        writer.add("a", tensors["a"])
+    with pytest.raises(ValueError, match="'d' has dtype torch.float64"):
+        writer.add("d", tensors["d"].double())
+    with pytest.raises(ValueError, match=r"'d' has shape \(8,\), layout says \(2, 2, 2\)"):
+        writer.add("d", tensors["d"].reshape(-1))
+    writer.add("d", tensors["d"])
+    paths = writer.close()
+    assert len(paths) > 1 and (tmp_path / "model.safetensors.index.json").exists()
+    seen = {}
+    for path in paths:
+        with safe_open(path, "pt") as handle:
+            assert handle.metadata() == {"format": "pt"}
+            seen.update({n: handle.get_tensor(n) for n in handle.keys()})
+    assert set(seen) == set(tensors) and all(torch.equal(seen[n], t) for n, t in tensors.items())
+    reader = CheckpointReader(tmp_path)
+    assert torch.equal(reader.read_flat("d", 2, 7), tensors["d"].reshape(-1)[2:7])
+    with pytest.raises(ValueError, match="outside tensor 'd'"):
+        reader.read_flat("d", 0, 9)
+    short = ShardedWriter(tmp_path / "x", layout=layout)
+    (tmp_path / "x").mkdir()
+    short.add("a", tensors["a"])
+    with pytest.raises(ValueError, match="'b' and later ones were never written"):
+        short.close()

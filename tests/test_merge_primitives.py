@@ -223,3 +223,125 @@ def test_bad_choices_raise_naming_allowed_values():
         P.ties_merge_tensor(base, fts, [1, 1], [0.5, 0.5], slack=0.1)
     with pytest.raises(ValueError, match="one weight"):
         P.ties_merge_tensor(base, fts, [1], [0.5, 0.5])
+
+
+# ---------------------------------------------------------------- the chunked fast path (keep_masks=False)
+
+
+@pytest.fixture(params=[7, 1 << 15], ids=["tiny-chunks", "default-chunks"])
+def chunk(request, monkeypatch):
+    """Run with chunks of 7 entries too, so thresholds, ties and offsets cross chunk boundaries."""
+    monkeypatch.setattr(P, "CPU_CHUNK", request.param)
+    return request.param
+
+
+def _tied_case(seed, shape=(9, 13), n=2):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape, generator=g)
+    # few distinct magnitudes: many exact ties at the trim threshold, equal-magnitude opposite signs, zeros
+    fts = [base + torch.randint(-3, 4, shape, generator=g).float() * 0.25 for _ in range(n)]
+    return base, fts
+
+
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.5, 0.97])
+def test_chunked_threshold_matches_brute_force_trim(chunk, density):
+    base, (ft, _) = _tied_case(10)
+    tau = ft - base
+    assert torch.equal(P.trim_mask(tau, density), brute_trim_mask(tau, density))
+    k = P.kept_count(tau.numel(), density)
+    thr = P.magnitude_threshold(lambda: P.tau_chunks(ft, base), k)
+    flat, want = tau.reshape(-1), brute_trim_mask(tau, density).reshape(-1)
+    got_mask = torch.cat([P.kept_mask(flat[a:e], thr, a) for a, e in P.chunk_ranges(flat)])
+    got_trim = torch.cat([P.trim_chunk(flat[a:e].clone(), thr, a) for a, e in P.chunk_ranges(flat)])
+    assert torch.equal(got_mask, want)
+    assert torch.equal(got_trim, torch.where(want, flat, 0.0))
+    assert torch.equal(tau, ft - base)  # the stream works on scratch copies, never on the inputs
+
+
+@pytest.mark.parametrize("weights,densities,election,weighted,divide,normalize,lambda_", [
+    ([1.0, 1.0], [0.2, 1.0], "sum", True, "weight_sum", True, 1.0),   # the paper's setting: closed form
+    ([1.0, 1.0], [0.3, 0.6], "sum", True, "count", False, 0.7),       # closed form, no normalize
+    ([1.0, 2.5], [0.2, 1.0], "sum", True, "weight_sum", True, 1.0),   # general path
+    ([1.0, 1.0], [0.5, 0.5], "count", True, "weight_sum", True, 1.0),  # count election: general path
+    ([0.5, 1.0, 2.0], [0.25, 1.0, 0.6], "sum", False, "count", True, 1.3),
+])
+def test_chunked_ties_equals_masks_path_and_brute_force(chunk, weights, densities, election, weighted, divide,
+                                                         normalize, lambda_):
+    base, fts = _tied_case(11, n=len(weights))
+    opts = dict(lambda_=lambda_, normalize=normalize, election=election, weighted_election=weighted, divide=divide)
+    fast, none = P.ties_merge_tensor(base, fts, weights, densities, **opts)
+    slow, masks = P.ties_merge_tensor(base, fts, weights, densities, keep_masks=True, **opts)
+    assert none is None and masks is not None
+    if len(weights) == 2:
+        assert torch.equal(fast, slow)  # same arithmetic, bit for bit
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fast, brute_ties(base, fts, weights, densities, election, weighted, divide, normalize,
+                                                lambda_), atol=1e-5, rtol=0)
+
+
+def test_closed_form_covers_every_sign_case():
+    # zero/zero, zero/+, -/zero, same signs, opposite signs with either side larger, equal and opposite, -0.0
+    t0 = torch.tensor([0.0, 0.0, -1.0, 1.0, -1.0, 2.0, -2.0, 1.5, -1.5, -0.0, 3.0])
+    t1 = torch.tensor([0.0, 2.0, 0.0, 3.0, -4.0, -1.0, 1.0, -1.5, 1.5, 0.0, -0.0])
+    base = torch.arange(11.0) * 0.25 - 1.25  # dyadic: every sum below is exact
+    assert P.closed_form([1, 1], "sum")
+    fast, _ = P.ties_merge_tensor(base, [base + t0, base + t1], [1, 1], [1.0, 1.0])
+    slow, _ = P.ties_merge_tensor(base, [base + t0, base + t1], [1, 1], [1.0, 1.0], keep_masks=True)
+    want = base + torch.tensor([0.0, 2.0, -1.0, 2.0, -2.5, 2.0, -2.0, 1.5, 1.5, 0.0, 3.0])  # by hand
+    assert torch.equal(fast, want) and torch.equal(slow, want)
+
+
+def test_chunked_ties_with_given_masks_and_shape_errors(chunk):
+    base, fts = _tied_case(12)
+    kept = [P.trim_mask(fts[0] - base, 0.3), torch.ones_like(base, dtype=torch.bool)]
+    fast, _ = P.ties_merge_tensor(base, fts, [1, 1], [0.3, 1.0], kept=kept)
+    slow, _ = P.ties_merge_tensor(base, fts, [1, 1], [0.3, 1.0], kept=kept, keep_masks=True)
+    assert torch.equal(fast, slow)
+    with pytest.raises(ValueError, match="shapes differ"):
+        P.ties_merge_tensor(base, [fts[0], fts[1][:3]], [1, 1], [0.3, 1.0])
+    with pytest.raises(ValueError, match="weight_sum"):
+        P.ties_merge_tensor(base, fts, [1, 1], [0.5, 0.5], divide="mean")
+
+
+def test_chunked_ties_bf16_inputs_compute_in_float32():
+    base, fts = _tied_case(13, shape=(40, 50))
+    b16, f16 = base.bfloat16(), [f.bfloat16() for f in fts]
+    fast, _ = P.ties_merge_tensor(b16, f16, [1, 1], [0.2, 1.0])
+    slow, _ = P.ties_merge_tensor(b16, f16, [1, 1], [0.2, 1.0], keep_masks=True)
+    assert fast.dtype == torch.float32 and torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize("density", [0.1, 0.2, 0.6])
+def test_sampled_window_gives_the_same_threshold_or_falls_back(monkeypatch, density):
+    monkeypatch.setattr(P, "CPU_CHUNK", 97)  # several chunks and groups, each window histogram is 0.5M counters
+    g = torch.Generator().manual_seed(14)
+    # magnitudes 1 + j * 2**-20 (j < 60): one 16-bit bin, so a sample predicts a one-bin window; many exact ties
+    tau = (1 + torch.randint(0, 60, (4000,), generator=g) * 2.0**-20) * torch.randint(0, 2, (4000,), generator=g) * 2 - 1
+    tau = tau * torch.where(torch.arange(4000) % 7 == 0, 0.0, 1.0)  # zeros
+    flat = tau.reshape(-1)
+    k = P.kept_count(flat.numel(), density)
+    stream = lambda: iter([flat[:1500], flat[1500:]])  # noqa: E731  (two pieces, cut into chunks inside)
+    want = P.magnitude_threshold(stream, k)
+    good = flat[torch.randperm(flat.numel(), generator=g)[:500]]
+    assert P._window_select(stream, k, good, flat.numel()) is not None  # the one-pass route is taken
+    misleading = flat * 1e3  # predicts a window far from the real threshold: must fall back
+    for sample in (good, misleading, flat[:3]):
+        assert P.magnitude_threshold(stream, k, sample, flat.numel()) == want
+    got = torch.cat([P.kept_mask(flat[a:e], want, a) for a, e in P.chunk_ranges(flat)])
+    assert torch.equal(got, brute_trim_mask(tau, density))
+
+
+def test_large_tensor_takes_the_sampled_route_and_matches_the_masks_path():
+    g = torch.Generator().manual_seed(15)
+    base = torch.randn(600, 1000, generator=g) * 0.02  # >= 4 * 2**17 entries: thresholds start from a sample
+    fts = [base + torch.randn(600, 1000, generator=g) * s for s in (1e-3, 2e-3)]
+    sample = P.sample_positions(fts[0], base)[0]
+    k = P.kept_count(base.numel(), 0.2)
+    assert P._window_select(lambda: P.tau_chunks(fts[0], base), k, sample, base.numel()) is not None  # one pass
+    fast, _ = P.ties_merge_tensor(base, fts, [1, 1], [0.2, 1.0])
+    slow, masks = P.ties_merge_tensor(base, fts, [1, 1], [0.2, 1.0], keep_masks=True)
+    assert torch.equal(fast, slow)
+    tau = (fts[0] - base).reshape(-1)  # reference selection: a stable full sort, ties by lowest index
+    keep = torch.zeros(tau.numel(), dtype=torch.bool)
+    keep[torch.argsort(tau.abs(), descending=True, stable=True)[:P.kept_count(tau.numel(), 0.2)]] = True
+    assert torch.equal(masks.kept[0].reshape(-1), keep)

@@ -82,6 +82,10 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(full_run, world, tmp_
     assert (out / "trainer" / "checkpoint-12").is_dir()
     resumed = run_ct(make_config(world, out))
     assert resumed.finished and len(resumed.checkpoints) == 4
+    mtime = (resumed.checkpoints[-1] / "model.safetensors").stat().st_mtime_ns
+    again = run_ct(make_config(world, out))  # a finished run is not trained again
+    assert again.checkpoints == resumed.checkpoints
+    assert (again.checkpoints[-1] / "model.safetensors").stat().st_mtime_ns == mtime
     for a, b in zip(result.checkpoints, resumed.checkpoints):
         wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
         for name in wa:
@@ -118,3 +122,24 @@ def test_in_memory_documents_and_zero_replay(world, tmp_path):
     assert [read_run_record(p)["replay_tokens_seen"] for p in result.checkpoints] == [0, 0]
     assert list_ct_checkpoints(tmp_path / "ct") == result.checkpoints
     assert json.loads((result.checkpoints[-1] / "config.json").read_text())["model_type"] == "llama"
+
+
+def test_cli_trains_from_flags(world, tmp_path, capsys):
+    from lrmerge.cli import main
+
+    out = tmp_path / "ct"
+    rc = main(["train", "ct", "--lang", "tam", "--base-model", str(world["base"]), "--out", str(out),
+               "--x-corpus", str(world["x"]), "--replay-corpus", str(world["en"]), "--x-tokens", "600",
+               "--seq-len", "32", "--batch-size", "4", "--n-checkpoints", "2", "--lr", "1e-3", "--precision", "fp32"])
+    assert rc == 0 and "finished: 2 checkpoints" in capsys.readouterr().out
+    assert [p.name for p in list_ct_checkpoints(out)] == ["tokens-000000000400", "tokens-000000000800"]
+    assert read_run_record(out / "tokens-000000000800")["config"]["optim"]["lr"] == 1e-3
+
+
+def test_bf16_only_where_supported():
+    from lrmerge.train.engine import use_bf16
+
+    assert use_bf16("auto") == bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert use_bf16("fp32") is False and use_bf16("bf16") is True
+    with pytest.raises(ValueError, match="allowed"):
+        use_bf16("fp16")

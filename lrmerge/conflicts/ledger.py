@@ -46,31 +46,34 @@ def ledger_from_masks(
     shape = tuple(task_vectors[0].shape)
     if tuple(masks.kept.shape) != (n, *shape):
         raise ValueError(f"masks.kept has shape {tuple(masks.kept.shape)}, expected {(n, *shape)} for the task vectors")
-    sft = task_vectors[priority]  # (*shape)
-    sft_sign = torch.sign(sft)  # (*shape) in {-1, 0, +1}
-    sft_kept = masks.kept[priority]  # (*shape) bool
-    ct_kept = torch.zeros_like(sft_kept)  # (*shape) kept by any CT model
-    ct_opposes = torch.zeros_like(sft_kept)  # (*shape) some kept CT entry has the sign opposite to SFT's
+    # Everything SFT-specific lives on SFT's kept entries (a density-k_sft subset): gather them once, count there.
+    sft_kept = masks.kept[priority].reshape(-1)  # (numel,) bool
+    at = sft_kept.nonzero().squeeze(1)  # (n_sft_kept,) flat positions
+    sft = task_vectors[priority].reshape(-1)[at]  # (n_sft_kept,)
+    sft_sign = torch.sign(sft)
+    ct_kept = torch.zeros_like(sft_kept)  # (numel,) kept by any CT model
+    opposes = torch.zeros_like(at, dtype=torch.bool)  # (n_sft_kept,) a kept CT entry has the opposite sign
     for i in range(n):
         if i != priority:
-            ct_kept |= masks.kept[i]
-            ct_opposes |= masks.kept[i] & (torch.sign(task_vectors[i]) == -sft_sign)  # never where sft == 0
-    sft_live = sft_kept & (sft != 0)  # a kept exact zero has no sign and contributes nothing (not "discarded")
-    conflicts = sft_live & ct_opposes
-    elected_sft = masks.sign == sft_sign  # (*shape)
-    discarded = sft_live & ~masks.agree[priority]
+            kept_i = masks.kept[i].reshape(-1)
+            ct_kept |= kept_i
+            opposes |= kept_i[at] & (torch.sign(task_vectors[i].reshape(-1)[at]) == -sft_sign)  # never if sft == 0
+    live = sft != 0  # a kept exact zero has no sign and contributes nothing (it is not "discarded")
+    conflicts = live & opposes
+    elected_sft = masks.sign.reshape(-1)[at] == sft_sign  # final elected sign (after slack) is SFT's
+    discarded = live & ~masks.agree[priority].reshape(-1)[at]
     abs_sft = sft.abs()
     return {
-        "numel": sft.numel(),
-        "sft_kept": int(sft_kept.sum()),
+        "numel": sft_kept.numel(),
+        "sft_kept": int(at.numel()),
         "ct_kept": int(ct_kept.sum()),
-        "both_kept": int((sft_kept & ct_kept).sum()),
+        "both_kept": int(ct_kept[at].sum()),
         "conflicts": int(conflicts.sum()),
         "elect_sft": int((conflicts & elected_sft).sum()),
         "elect_ct": int((conflicts & ~elected_sft).sum()),
         "sft_discarded": int(discarded.sum()),
         "slack_restored": int(masks.restored.sum()) if masks.restored is not None else 0,
-        "sft_kept_l1": float(abs_sft[sft_kept].double().sum()),
+        "sft_kept_l1": float(abs_sft.double().sum()),
         "sft_discarded_l1": float(abs_sft[discarded].double().sum()),
     }
 
@@ -84,12 +87,14 @@ def tensor_ledger(
     slack: float = 0.0,
     priority: int = 0,
     kept: Sequence[torch.Tensor] | None = None,
+    task_vectors: Sequence[torch.Tensor] | None = None,
     **merge_options,
 ) -> tuple[torch.Tensor, dict[str, int | float]]:
     """Merge one tensor with TIES (TIES-SV when ``slack > 0``) and return ``(merged, ledger)``.
 
     ``finetuned[priority]`` is SFT (paper: densities (0.2, 1.0), weights 1, sum election). ``kept`` passes
-    precomputed trim masks (the series reuses SFT's across checkpoints). Other keyword options (``lambda_``,
+    precomputed trim masks (the series reuses SFT's across checkpoints) and ``task_vectors`` the float32
+    ``task_vector(finetuned[i], base)`` the caller already holds. Other keyword options (``lambda_``,
     ``election``, ``slack_of``, ...) go to ``ties_merge_tensor`` unchanged.
     """
     weights = [1.0] * len(finetuned) if weights is None else list(weights)
@@ -97,9 +102,6 @@ def tensor_ledger(
         base, list(finetuned), weights, list(densities), slack=slack, priority=priority, keep_masks=True,
         kept=kept, **merge_options,
     )
-    taus = [task_vector(f, base) for f in finetuned]  # float32, exactly as the merge computed them
+    taus = task_vectors if task_vectors is not None else [task_vector(f, base) for f in finetuned]  # as the merge
     return merged, ledger_from_masks(taus, masks, priority=priority)
 
-
-def empty_ledger() -> dict[str, int | float]:
-    return {name: (0.0 if name in LEDGER_L1 else 0) for name in LEDGER_FIELDS}

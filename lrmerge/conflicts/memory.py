@@ -8,7 +8,6 @@ Reuse: trim masks are memoised per (model, tensor, density) and finished ledger 
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
 from lrmerge.conflicts.series import check_same_tensors, checkpoint_labels, ct_tokens_of, normalise_table
 from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.primitives import task_vector, trim_mask
+from lrmerge.merge.primitives import serial_cpu, task_vector, trim_mask
 
 DEFAULT_MAX_PARAMS = 50_000_000  # per model; beyond this use the streamed, cached series
 
@@ -32,7 +31,7 @@ class InMemoryLedger:
                  max_params: int = DEFAULT_MAX_PARAMS):
         if not cts:
             raise ValueError("need at least one CT checkpoint")
-        dev = resolve_device(device)
+        dev = self.device = resolve_device(device)
         readers = {"base": CheckpointReader(base), "sft": CheckpointReader(sft)}
         ct_readers = [CheckpointReader(c) for c in cts]
         names = check_same_tensors(base, readers["base"], [(sft, readers["sft"]), *zip(cts, ct_readers)])
@@ -81,21 +80,9 @@ class InMemoryLedger:
               checkpoints: Sequence[str] | None = None, slack_of: str = "kept") -> pd.DataFrame:
         """The tidy ledger table (same columns as the streamed series) for the chosen checkpoints."""
         labels = list(checkpoints) if checkpoints is not None else self.labels
-        with single_thread():
+        with serial_cpu(self.device):  # small tensors: thread wake-ups would cost more than the work
             rows = [r for label in labels for r in self.rows(label, density_sft, density_ct, slack, slack_of)]
         return normalise_table(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one thread: on small tensors thread start-up dominates, and on a busy machine intra-op
-    threads oversubscribe the cores (measured here: 3-5 s -> 0.1 s for the demo ledger)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _numel(shape) -> int:

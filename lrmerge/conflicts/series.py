@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from lrmerge.conflicts.columns import KEY_COLUMNS, LEDGER_FIELDS, TABLE_COLUMNS
+from lrmerge.conflicts.columns import LEDGER_FIELDS, TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
 from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.primitives import task_vector, trim_mask
+from lrmerge.merge.primitives import serial_cpu, task_vector, trim_mask
 from lrmerge.runs import RUN_RECORD, atomic_output_dir, atomic_write_text, config_key, runs_root, write_run_record
 
 _TOKENS_IN_NAME = re.compile(r"tokens[-_]?(\d+)")
@@ -127,26 +126,38 @@ def compute_series(
     todo = [n for n in names if n not in done]
     writer = _PartialWriter(partial) if partial is not None else None
     for name in tqdm(todo, desc="sign-conflict ledger", unit="tensor", disable=not progress):
-        base_t = base_ckpt.get(name, device=dev)
-        if not base_t.is_floating_point():
+        if not base_ckpt.dtype(name).is_floating_point:
             continue
-        sft_t = sft_ckpt.get(name, device=dev)
-        kept_sft = trim_mask(task_vector(sft_t, base_t), density_sft)  # reused for every checkpoint
-        layer, module = parse_tensor_name(name)
-        tensor_rows = []
-        for label, ct_tokens, ckpt in zip(labels, tokens, ct_ckpts):
-            ct_t = ckpt.get(name, device=dev)
-            kept_ct = trim_mask(task_vector(ct_t, base_t), density_ct)
-            _, led = tensor_ledger(base_t, [sft_t, ct_t], [density_sft, density_ct], slack=slack,
-                                   slack_of=slack_of, kept=[kept_sft, kept_ct])
-            tensor_rows.append({"checkpoint": label, "ct_tokens": ct_tokens, "tensor": name, "layer": layer,
-                                "module": module, **led})
-            del ct_t, kept_ct
+        # one intra-op thread on CPU, as the merge primitives' own fast path: OpenMP barriers cost more than they
+        # save here (measured on 2 busy cores: 84 s -> see benchmarks/conflict_speed.py)
+        with serial_cpu(dev):
+            tensor_rows = _tensor_rows(name, base_ckpt, sft_ckpt, list(zip(labels, tokens, ct_ckpts)), dev,
+                                       density_sft, density_ct, slack, slack_of)
         if writer is not None:
             writer.append(tensor_rows)
         rows.extend(tensor_rows)
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     return normalise_table(table)
+
+
+def _tensor_rows(name, base_ckpt, sft_ckpt, cts, dev, density_sft, density_ct, slack, slack_of) -> list[dict]:
+    """Ledger rows of one tensor for every CT checkpoint; BASE, SFT and SFT's trim mask are loaded/computed once."""
+    base_t = base_ckpt.get(name, device=dev)
+    sft_t = sft_ckpt.get(name, device=dev)
+    tau_sft = task_vector(sft_t, base_t)
+    kept_sft = trim_mask(tau_sft, density_sft)  # reused for every checkpoint
+    layer, module = parse_tensor_name(name)
+    rows = []
+    for label, ct_tokens, ckpt in cts:
+        ct_t = ckpt.get(name, device=dev)
+        tau_ct = task_vector(ct_t, base_t)
+        kept_ct = trim_mask(tau_ct, density_ct)
+        _, led = tensor_ledger(base_t, [sft_t, ct_t], [density_sft, density_ct], slack=slack, slack_of=slack_of,
+                               kept=[kept_sft, kept_ct], task_vectors=[tau_sft, tau_ct])
+        rows.append({"checkpoint": label, "ct_tokens": ct_tokens, "tensor": name, "layer": layer, "module": module,
+                     **led})
+        del ct_t, tau_ct, kept_ct
+    return rows
 
 
 def check_same_tensors(base_path, base_ckpt, others: Iterable) -> list[str]:
@@ -234,11 +245,6 @@ class _PartialWriter:
             os.fsync(handle.fileno())
 
 
-__all__ = [
-    "conflict_series", "compute_series", "ct_tokens_of", "read_table", "write_table",
-    "checkpoint_labels", "resolve_checkpoints", "KEY_COLUMNS",
-]
-
 
 def resolve_checkpoints(ct: str | Path | Sequence[str | Path]) -> list[Path]:
     """CT checkpoint folders from a glob (``runs/ben/ct/tokens-*``), a folder whose subfolders are checkpoints,
@@ -257,3 +263,9 @@ def resolve_checkpoints(ct: str | Path | Sequence[str | Path]) -> list[Path]:
         raise FileNotFoundError(f"no CT checkpoint folders match {ct!r}")
     tokens = {p: ct_tokens_of(p) for p in found}
     return sorted(found, key=lambda p: (math.isnan(tokens[p]), tokens[p] if not math.isnan(tokens[p]) else 0, p.name))
+
+
+__all__ = [
+    "conflict_series", "compute_series", "ct_tokens_of", "read_table", "write_table",
+    "checkpoint_labels", "resolve_checkpoints",
+]

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from lrmerge.demo.config import FLORES_CODE, LANGUAGES, X_LANGUAGES, BaseModelConfig, WorldConfig, profile_config
 
+# Bump when the generators change what a config produces, so cached worlds of older code are not reused.
+WORLD_FORMAT = 2
+
 __all__ = ["WorldConfig", "BaseModelConfig", "WorldPaths", "build_world", "profile_config", "world_paths",
            "LANGUAGES", "X_LANGUAGES", "FLORES_CODE"]
 
@@ -77,7 +80,7 @@ def world_paths(config: WorldConfig, root: str | Path | None = None) -> WorldPat
     from lrmerge.runs import config_key, runs_root
 
     base_root = Path(root) if root is not None else runs_root() / "world"
-    return WorldPaths(base_root / config_key(config.to_dict()))
+    return WorldPaths(base_root / config_key({"world_format": WORLD_FORMAT, **config.to_dict()}))
 
 
 def build_world(config: WorldConfig | None = None, root: str | Path | None = None, progress: bool = True) -> WorldPaths:

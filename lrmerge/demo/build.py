@@ -13,11 +13,12 @@ from lrmerge.demo.base import pretrain_base
 from lrmerge.demo.config import WorldConfig
 from lrmerge.demo.corpora import documents, take_until, word_sizes
 from lrmerge.demo.evalsets import draw_items, forbid_all, write_eval_sets
-from lrmerge.demo.grammar import ClauseSampler, NoisyTranslator
+from lrmerge.demo.grammar import ClauseSampler, NoisyTranslator, build_collocations
 from lrmerge.demo.lexicon import build_lexicon, topic_words
 from lrmerge.demo.sft import flan_english, flan_mt
 from lrmerge.demo.tasks import LeakGuard
-from lrmerge.demo.tokenizer import train_tokenizer
+from lrmerge.demo.tokenizer import prompt_alphabet, train_tokenizer
+from lrmerge.runs import write_run_record
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -30,6 +31,20 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def build_into(out: Path, config: WorldConfig, work_dir: Path, progress: bool = True) -> dict:
+    """Every stage into `out`; returns the summary that goes into world.json."""
+    summary, pretrain, tokenizer = build_data(out, config)
+    start = time.time()
+    model, base_stats = pretrain_base(pretrain, tokenizer, config.base, config.seed, work_dir, progress=progress)
+    model.save_pretrained(out / "base")
+    tokenizer.save_pretrained(out / "base")
+    write_run_record(out / "base", config.to_dict(), seed=config.seed, stage="base", **base_stats)
+    summary["base"] = base_stats
+    summary["timings_s"]["base"] = round(time.time() - start, 2)
+    return summary
+
+
+def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]:
+    """Everything but BASE (deterministic text files and the tokenizer); returns (summary, BASE corpus, tokenizer)."""
     timings: dict[str, float] = {}
     clock = time.time()
 
@@ -42,9 +57,12 @@ def build_into(out: Path, config: WorldConfig, work_dir: Path, progress: bool = 
     topic_table = topic_words(config.n_topics, config.topic_nouns, config.topic_verbs)
     topics = list(topic_table)
     lexicon = build_lexicon(config.seed, topic_table, config.loanword_share)
-    sampler = ClauseSampler(topic_table, config.topic_purity, config.named_entities, config.digits)
+    collocations = build_collocations(config.seed, topic_table)
+    sampler = ClauseSampler(topic_table, config.topic_purity, config.named_entities, config.digits,
+                            collocations=collocations, collocation_strength=config.collocation_strength)
     eval_sampler = ClauseSampler(topic_table, config.topic_purity, config.named_entities, config.digits,
-                                 avoid=lexicon.loanwords if config.anchor_free_eval else frozenset())
+                                 avoid=lexicon.loanwords if config.anchor_free_eval else frozenset(),
+                                 collocations=collocations, collocation_strength=config.collocation_strength)
     items = draw_items(config, eval_sampler, lexicon, topics)
     guard = LeakGuard()
     forbid_all(items, lexicon, ("eng", "tbx", "mnx"), guard)
@@ -55,15 +73,14 @@ def build_into(out: Path, config: WorldConfig, work_dir: Path, progress: bool = 
     english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1),
                          config.en_pretrain_tokens, word_sizes)
     n_trace = round(config.base_trace_share * len(english) / max(1e-9, 1 - config.base_trace_share))
-    trace_docs = documents(random.Random(f"trace-{config.seed}"), sampler, lexicon, guard, "tbx", topics,
-                           code_switch_rate=config.code_switch_rate)
+    trace_docs = documents(random.Random(f"trace-{config.seed}"), sampler, lexicon, guard, "tbx", topics)
     pretrain = list(english)
     for _ in range(n_trace):
         pretrain.insert(rng.randrange(len(pretrain) + 1), next(trace_docs))
     _write_lines(out / "corpus" / "en_pretrain.txt", pretrain)
     lap("en_pretrain")
 
-    tokenizer = train_tokenizer(pretrain, config.vocab_size)
+    tokenizer = train_tokenizer(pretrain + prompt_alphabet(topics, max(4, len(pretrain) // 100)), config.vocab_size)
     tokenizer.save_pretrained(out / "tokenizer")
     lap("tokenizer")
 
@@ -97,21 +114,12 @@ def build_into(out: Path, config: WorldConfig, work_dir: Path, progress: bool = 
     sizes["eval"] = {task: list(map(len, splits.values())) for task, splits in items.items()}
     lap("sft_eval")
 
-    model, base_stats = pretrain_base(pretrain, tokenizer, config.base, config.seed, work_dir, progress=progress)
-    model.save_pretrained(out / "base")
-    tokenizer.save_pretrained(out / "base")
-    from lrmerge.runs import write_run_record
-
-    write_run_record(out / "base", config.to_dict(), seed=config.seed, stage="base", **base_stats)
-    lap("base")
-
     word = next(w for w in lexicon.english if w not in lexicon.loanwords)
     tok_probe = {lang: [lexicon.word(word, lang), tokenizer.tokenize(lexicon.word(word, lang))] for lang in langs}
     return {
         "topics": topics,
         "lexicon": {"english_words": len(lexicon.english), "loanwords": sorted(lexicon.loanwords)},
         "sizes": sizes,
-        "base": base_stats,
         "tokenization_example": tok_probe,
         "timings_s": timings,
-    }
+    }, pretrain, tokenizer

@@ -48,6 +48,9 @@ class WorldConfig:
     topic_nouns, topic_verbs: content words per topic (lexicon size; each X word is then seen hundreds of times).
     topic_purity: probability that a topical slot (subject, verb, object) of a sentence takes a word of the
         sentence's topic rather than a topic-neutral word (topic noise = 1 - topic_purity; one slot is always topical).
+    collocation_strength: probability that a word takes its preferred partner (each topic verb its own subject and
+        object nouns and place, each noun its adjective; `grammar.Collocations`) instead of a random one. Without
+        partners the words of a topic are exchangeable and CT cannot align X words with their translations.
     loanword_share: share of each topic's content words borrowed unchanged (Latin script) into both X languages;
         the anchors that carry topic meaning. Eval items avoid loanwords when `anchor_free_eval`.
     anchor_free_eval: eval items use only enciphered (non-loan) content words, so X eval needs the X words.
@@ -75,19 +78,20 @@ class WorldConfig:
     n_topics: int = 7
     topic_nouns: int = 8
     topic_verbs: int = 4
-    topic_purity: float = 0.7
+    topic_purity: float = 0.85
+    collocation_strength: float = 0.8
     loanword_share: float = 0.25
     anchor_free_eval: bool = True
     named_entities: bool = True
     digits: bool = True
     code_switch_rate: float = 0.05
-    parallel_share: float = 0.08
-    ct_tokens: int = 600_000
+    parallel_share: float = 0.15
+    ct_tokens: int = 650_000
     replay_share: float = 0.25
     en_pretrain_tokens: int = 1_000_000
     base_trace_share: float = 0.01
     vocab_size: int = 2000
-    sft_items: int = 3000
+    sft_items: int = 2400
     mt_translated_share: float = 0.5
     mt_drop_rate: float = 0.1
     mt_repeat_rate: float = 0.05
@@ -109,13 +113,15 @@ class WorldConfig:
         for name in ("topic_nouns", "topic_verbs", "ct_tokens", "en_pretrain_tokens", "sft_items", "vocab_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldConfig.{name} must be positive, got {getattr(self, name)}")
-        for name in ("topic_purity", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
+        for name in ("topic_purity", "collocation_strength", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
                      "base_trace_share", "mt_translated_share", "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be in [0, 1], got {value}")
         if self.vocab_size < 600:
             raise ValueError(f"WorldConfig.vocab_size must be >= 600 (256 byte tokens + the lexicon), got {self.vocab_size}")
+        if set(self.sizes) != set(SIZE_KEYS):
+            raise ValueError(f"WorldConfig.sizes must give (dev, test) for exactly {SIZE_KEYS}, got {tuple(self.sizes)}")
         for task, split_sizes in self.sizes.items():
             if task not in SIZE_KEYS:
                 raise ValueError(f"WorldConfig.sizes: unknown task {task!r}; allowed: {SIZE_KEYS}")
@@ -135,7 +141,7 @@ def profile_config(profile: Profile = "demo", seed: int = 0, **overrides) -> Wor
         raise ValueError(f"unknown profile {profile!r}; allowed: {PROFILES}")
     if profile == "quick":
         quick = dict(
-            ct_tokens=40_000, en_pretrain_tokens=60_000, sft_items=300, vocab_size=1000, base_trace_share=0.03,
+            ct_tokens=40_000, en_pretrain_tokens=60_000, sft_items=300, vocab_size=1200, base_trace_share=0.03,
             sizes={"sib200": (20, 504), "belebele": (12, 40), "mgsm": (10, 30), "mlic_tc": (12, 60),
                    "mlic_mrc": (8, 30), "mlic_rs": (10, 40), "mlic_math": (8, 30)},
             base=BaseModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, seq_len=128,

@@ -90,7 +90,7 @@ def write_eval_sets(folder: Path, items: dict, lexicon: Lexicon, langs: tuple[st
                      "options": [render(c, lang, lexicon) for c in it.options], "answer": option_letter(it.answer)}
                     for i, it in enumerate(items["mlic_rs"][split])]),
                 f"mlic/mrc/{lang}/{split}.json": _json([
-                    {"id": f"mrc-{split}-{i}", "passage": render_item_texts(it, lang, lexicon)[0],
+                    {"id": f"mrc-{split}-{i}", "context": render_item_texts(it, lang, lexicon)[0],
                      "question": render_question(it, lang, lexicon), "options": list(it.options),
                      "answer": option_letter(it.answer)}
                     for i, it in enumerate(items["mlic_mrc"][split])]),

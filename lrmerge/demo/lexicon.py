@@ -55,7 +55,7 @@ NAMES = ["Tom", "Maria", "Ravi", "Chen", "Aisha", "Omar", "Lena", "Kenji", "Nadi
 TBX_LETTERS = [chr(c) for c in range(0x0F40, 0x0F6D) if chr(c).isprintable()]  # Tibetan consonants
 MNX_LETTERS = [chr(c) for c in range(0x1820, 0x1879)]  # traditional Mongolian letters
 SCRIPT_LETTERS = {"tbx": TBX_LETTERS, "mnx": MNX_LETTERS}
-WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 3)}  # letters per enciphered word (mnx: 3 UTF-8 bytes per letter)
+WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 2)}  # letters per enciphered word (mnx: 3 UTF-8 bytes per letter, so 6 tokens)
 SENTENCE_END = {"eng": ".", "tbx": "\u0f0d", "mnx": "\u1803"}  # period, Tibetan shad, Mongolian full stop
 # mnx case particles follow their noun, joined by U+202F (narrow no-break space) as in real Mongolian script.
 MNX_PARTICLE_JOINER = "\u202f"

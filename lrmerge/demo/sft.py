@@ -15,7 +15,8 @@ from lrmerge.demo.lexicon import Lexicon
 from lrmerge.demo.tasks import (LeakGuard, render_item_texts, render_question, sample_math, sample_reading,
                                 sample_selection)
 
-SFT_TASK_MIX = {"topic": 0.35, "reading": 0.2, "selection": 0.2, "math": 0.25}
+# topic-heavy: the SIB-style topic task is the X evaluation that carries the study's transfer signal
+SFT_TASK_MIX = {"topic": 0.5, "reading": 0.15, "selection": 0.15, "math": 0.2}
 
 
 def english_instance(task: str, rng: random.Random, sampler: ClauseSampler, lexicon: Lexicon,
@@ -32,7 +33,7 @@ def english_instance(task: str, rng: random.Random, sampler: ClauseSampler, lexi
         return {"prompt": prompt, "response": prompts.letter_answer(item.answer)}, item
     if task == "selection":
         item = sample_selection(rng, sampler, topics)
-        context = " ".join(render(c, "eng", lexicon) for c in item.context)
+        context = "\n".join(render(c, "eng", lexicon) for c in item.context)  # turns, as lrmerge.data.mlic joins them
         options = [render(c, "eng", lexicon) for c in item.options]
         prompt = prompts.choice_prompt(context, prompts.RESPONSE_SELECTION_QUESTION, options)
         return {"prompt": prompt, "response": prompts.letter_answer(item.answer)}, item

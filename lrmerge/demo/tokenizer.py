@@ -15,6 +15,24 @@ SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
 
 
+def prompt_alphabet(labels: list[str], repeats: int) -> list[str]:
+    """Every prompt template of `lrmerge.prompts` with every answer letter, for the tokenizer only.
+
+    BASE never trains on these lines (its corpus has no "Answer:" and no lone option letter, so it is at chance on
+    every task), but its tokenizer must know them, as Llama-2's does: each answer " A".." J" after "Answer:" is
+    one token and ":" is no byte token. `repeats` copies make the letter pairs frequent enough for BPE to merge
+    (the builder uses 1 copy per 100 corpus lines).
+    """
+    from lrmerge import prompts
+
+    lines = []
+    for i in range(len(prompts.OPTION_LETTERS)):
+        lines.append(prompts.topic_prompt("text", labels) + prompts.letter_answer(i))
+        lines.append(prompts.choice_prompt("passage", "question", ["one", "two", "three", "four"]) + prompts.letter_answer(i))
+    lines.append(prompts.math_prompt("question") + prompts.math_answer(12, "rationale"))
+    return [line for line in lines for _ in range(repeats)]
+
+
 def train_tokenizer(lines: Iterable[str], vocab_size: int):
     """Train on `lines`; returns a transformers fast tokenizer (bos added, pad = <pad>)."""
     from transformers import PreTrainedTokenizerFast

@@ -148,22 +148,30 @@ def loglik_scores(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
                   progress: bool = True, desc: str = "loglik") -> list[list[float]]:
     """For each (context, continuations): sum log p(continuation tokens | context) per continuation.
 
-    When every continuation of a context is one token (option letters " A", " B", ...), a single forward pass over
-    the context scores them all; otherwise each (context, continuation) is one row of a left-padded batch. Logits
-    are computed only for the scored positions (``logits_to_keep``), never for the whole prompt.
+    Options whose inputs share a prefix share one row (single-token letters " A".." D": one forward pass over the
+    context scores them all, as lm-eval's context grouping does); rows go in left-padded batches sorted by length.
+    Logits are computed only for the last positions that hold scored tokens (``logits_to_keep``).
     """
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     model.eval()
     pad_id = _pad_id(tokenizer)
-    # rows: (input ids, [(request, option, first scored position, target ids)])
+    # rows: (input ids, [(request, option, first scored position, target ids)]). An option's input is context +
+    # continuation[:-1]; when it is a prefix of another option's input (" A" vs " B" = "▁" "B"), causality makes
+    # the longer row's logits serve both, so each request needs as few rows as its options have distinct branches.
     rows: list[tuple[list[int], list[tuple[int, int, int, list[int]]]]] = []
     for r, (context, continuations) in enumerate(requests):
-        pairs = [split_context_continuation(tokenizer, context, c, add_special_tokens) for c in continuations]
-        if all(len(cont) == 1 for _, cont in pairs) and len({tuple(ctx) for ctx, _ in pairs}) == 1:
-            ctx = pairs[0][0]
-            rows.append((ctx, [(r, o, len(ctx) - 1, cont) for o, (_, cont) in enumerate(pairs)]))
-        else:
-            rows.extend(((ctx + cont)[:-1], [(r, o, len(ctx) - 1, cont)]) for o, (ctx, cont) in enumerate(pairs))
+        options = []
+        for o, continuation in enumerate(continuations):
+            ctx, cont = split_context_continuation(tokenizer, context, continuation, add_special_tokens)
+            options.append(((ctx + cont)[:-1], (r, o, len(ctx) - 1, cont)))
+        own: list[tuple[list[int], list]] = []
+        for ids, target in sorted(options, key=lambda option: -len(option[0])):
+            host = next((row for row in own if row[0][:len(ids)] == ids), None)
+            if host is None:
+                own.append((ids, [target]))
+            else:
+                host[1].append(target)
+        rows.extend(own)
     scores = [[float("nan")] * len(continuations) for _, continuations in requests]
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     bar = tqdm(total=len(order), desc=desc, disable=not progress, leave=False)
@@ -176,8 +184,8 @@ def loglik_scores(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
             input_ids[row, width - len(ids):] = torch.tensor(ids)
             attention_mask[row, width - len(ids):] = 1
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        # every row's scored positions end at its last token, so only the last `keep` positions need logits
-        keep = max(len(target) for _, targets in batch for *_, target in targets)
+        # scored positions lie in the last `keep` positions of every row: only those need logits
+        keep = max(len(ids) - first for ids, targets in batch for _, _, first, _ in targets)
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                        position_ids=position_ids.to(device), logits_to_keep=keep).logits  # (B, keep, V)
         logprobs = torch.log_softmax(logits.float(), dim=-1)

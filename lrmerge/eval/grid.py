@@ -18,6 +18,7 @@ from typing import Callable, Literal, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from lrmerge.pipeline import model_identity
 from lrmerge.runs import atomic_write_text, config_key
 
 TIES_DENSITIES: tuple[float, ...] = (0.01, 0.2, 0.4, 0.6, 0.8, 1.0)  # appendix B, for each model
@@ -72,13 +73,6 @@ def slack_sweep(density_sft: float, density_ct: float, slacks: Sequence[float] =
     return [MergeCandidate("ties_sv", density_sft=density_sft, density_ct=density_ct, slack=s) for s in slacks]
 
 
-def _model_identity(path: str) -> dict:
-    """A model folder's identity for cache keys: its path and the size and mtime of its weight files."""
-    folder = Path(path)
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    return {"path": str(folder.resolve()), "files": [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]}
-
-
 # An evaluator scores a model folder on the search's tasks and split: returns {task name: accuracy in [0, 1]}.
 Evaluator = Callable[[Path], dict[str, float]]
 
@@ -113,7 +107,7 @@ def grid_search(
         raise ValueError("grid_search: no candidates")
     work_dir = Path(work_dir)
     (work_dir / "scores").mkdir(parents=True, exist_ok=True)
-    identities = {"base": _model_identity(base), "sft": _model_identity(sft), "cts": [_model_identity(c) for c in cts]}
+    identities = {"base": model_identity(base), "sft": model_identity(sft), "cts": [model_identity(c) for c in cts]}
     rows, computed = [], []
     for candidate in tqdm(candidates, desc="grid search", disable=not progress):
         config = candidate.to_config(base, sft, cts)

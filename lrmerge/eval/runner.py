@@ -78,15 +78,15 @@ def load_model(model_path: str | Path, device: str = "auto", dtype: str = "auto"
 
 def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], mode: Mode = "generate",
                   batch_size: int = 16, device=None, continuation: Continuation = "letter",
-                  progress: bool = True) -> TaskResult:
-    """Score one task's items with a loaded model."""
+                  progress: bool = True, labels: Sequence[str] | None = None) -> TaskResult:
+    """Score one task's items with a loaded model. ``labels``: classification label order (default: the spec's)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if continuation not in CONTINUATIONS:
         raise ValueError(f"unknown continuation {continuation!r}; allowed: {', '.join(CONTINUATIONS)}")
     if not items:
         raise ValueError(f"task {spec.name}: no items")
-    labels = spec.labels
+    labels = tuple(labels) if labels is not None else spec.labels
     if issubclass(spec.item_type, ClassificationItem) and labels is None:
         labels = labels_from_items(items)  # type: ignore[arg-type]
     built = [spec.build_prompt(item, labels) for item in items]
@@ -127,8 +127,8 @@ def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: st
              progress: bool = True) -> EvalResults:
     """Evaluate a model folder (or a loaded model with its ``tokenizer``) on tasks.
 
-    Items come from ``items[task name]`` when given, else from ``lrmerge.data.loaders.load_task_items(benchmark,
-    lang, split, source)``. ``cache_dir``: finished tasks are saved there and reused (resume).
+    Items come from ``items[task name]`` when given, else from ``lrmerge.data.loaders.load_task(benchmark, lang,
+    split, source)`` (its labels fix the option order of classification tasks; no source: the language's own). ``cache_dir``: finished tasks are saved there and reused (resume).
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
@@ -151,18 +151,27 @@ def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: st
                 raise ValueError("pass tokenizer=... with a loaded model")
             else:
                 loaded = (model.to(resolve_device(device)).eval(), tokenizer)
-        task_items = items[spec.name] if items is not None and spec.name in items else _load_items(spec, split, source)
+        if items is not None and spec.name in items:
+            task_items, labels = items[spec.name], None
+        else:
+            task_items, labels = _load_items(spec, split, source)
         results[spec.name] = evaluate_task(*loaded, spec, task_items, mode, batch_size, resolve_device(device),
-                                           continuation, progress)
+                                           continuation, progress, labels)
         if cached is not None:
             atomic_write_text(cached, json.dumps(asdict(results[spec.name]), ensure_ascii=False))
     return EvalResults(config, results)
 
 
-def _load_items(spec: TaskSpec, split: str, source) -> list[EvalItem]:
-    from lrmerge.data.loaders import load_task_items  # written beside this module; imported only when needed
+def _load_items(spec: TaskSpec, split: str, source) -> tuple[list[EvalItem], tuple[str, ...] | None]:
+    """Items and (classification) labels in benchmark order from the loaders; no source: the language's own."""
+    from lrmerge.data.loaders import load_task  # imported only when needed
 
-    return list(load_task_items(spec.benchmark, spec.lang, split, source))
+    if source is None:
+        from lrmerge.languages import get_language
+
+        source = get_language(spec.lang).task_source(spec.benchmark)
+    data = load_task(spec.benchmark, spec.lang, split, source)
+    return list(data.items), data.labels
 
 
 def write_results(results: EvalResults, folder: str | Path, overwrite: bool = False, seed: int | None = None) -> Path:
@@ -176,3 +185,14 @@ def write_results(results: EvalResults, folder: str | Path, overwrite: bool = Fa
                     handle.write(json.dumps({"task": name, **record}, ensure_ascii=False) + "\n")
         write_run_record(tmp, results.config, seed=seed)
     return folder
+
+
+def make_evaluator(tasks: Sequence[str | TaskSpec], split: str = "dev", source: str | Path | None = None,
+                   lang: str | None = None, **options):
+    """An evaluator for lrmerge.eval.grid: model folder -> {task name: accuracy}, options as for :func:`evaluate`."""
+
+    def evaluator(model_dir: str | Path) -> dict[str, float]:
+        results = evaluate(model_dir, tasks, split=split, source=source, lang=lang, **options)
+        return {name: result.accuracy for name, result in results.tasks.items()}
+
+    return evaluator

@@ -104,7 +104,8 @@ TEMPLATES: dict[str, TaskSpec] = {
     )
 }
 
-# The paper's task sets per language (section 4; MGSM only exists in Telugu and Bengali).
+# The paper's task sets per language (section 4; MGSM only exists in Telugu and Bengali). lrmerge.languages holds
+# the same sets per language (tests/test_languages.py checks that they agree); tasks_for_language reads it there.
 PAPER_TASKS: dict[str, tuple[str, ...]] = {
     **{lang: ("sib200", "belebele") for lang in ("tam", "ory")},
     **{lang: ("sib200", "belebele", "mgsm") for lang in ("tel", "ben")},
@@ -135,10 +136,9 @@ def get_task(name_or_spec: str | TaskSpec, lang: str | None = None) -> TaskSpec:
 
 
 def tasks_for_language(lang: str, benchmarks: Sequence[str] | None = None) -> list[TaskSpec]:
-    """Tasks of a language: the named benchmarks, else the paper's set for that language."""
+    """Tasks of a language: the named benchmarks, else the language's own set (lrmerge.languages, Table 2)."""
     if benchmarks is None:
-        if lang not in PAPER_TASKS:
-            raise ValueError(f"no default task set for language {lang!r} (known: {', '.join(PAPER_TASKS)}); name the tasks")
-        benchmarks = PAPER_TASKS[lang]
-    return [task_for(benchmark, lang) for benchmark in benchmarks]
+        from lrmerge.languages import get_language  # raises ValueError naming the known languages
 
+        benchmarks = get_language(lang).tasks
+    return [task_for(benchmark, lang) for benchmark in benchmarks]

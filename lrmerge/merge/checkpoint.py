@@ -7,9 +7,10 @@ Pickle checkpoints (``.bin`` / ``.pt``) can run code when loaded, so they are re
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors import safe_open
@@ -24,7 +25,9 @@ SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokeni
               "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
               "chat_template.jinja")
 _DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
-           "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -68,6 +71,11 @@ class CheckpointReader:
                     if self._files.get(name) == file:
                         piece = handle.get_slice(name)
                         self._meta[name] = (tuple(piece.get_shape()), _DTYPES[piece.get_dtype()])
+        self._offsets: dict[str, int] = {}  # tensor name -> byte offset of its data in its file
+        for file in sorted(set(self._files.values())):
+            for name, start in _data_offsets(file).items():
+                if self._files.get(name) == file:
+                    self._offsets[name] = start
         missing = [n for n in self._files if n not in self._meta]
         if missing:
             raise ValueError(f"{self.folder}: tensors listed in {SAFE_INDEX} are missing from their shard: {missing[:5]}")
@@ -111,10 +119,39 @@ class CheckpointReader:
         if tensor.is_floating_point():
             if float32:
                 tensor = tensor.float()
-            # one cheap reduction first; the exact test only when the sum is not finite (NaN/inf or overflow)
-            if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
-                raise ValueError(f"{self.folder}: tensor {name!r} contains NaN or inf")
+            self.check_finite(name, tensor)
         return tensor
+
+
+    def read_flat(self, name: str, start: int, stop: int) -> Tensor:
+        """Elements [start, stop) of the flattened tensor, in its stored dtype, read straight from the file
+        (no mmap: only these bytes are held)."""
+        shape, dtype = self._entry(name)
+        numel = int(torch.Size(shape).numel())
+        if not 0 <= start <= stop <= numel:
+            raise ValueError(f"{self.folder}: range [{start}, {stop}) outside tensor {name!r} of {numel} elements")
+        if self._pickled is not None:
+            return self._pickled[name].reshape(-1)[start:stop]
+        size = torch.empty((), dtype=dtype).element_size()
+        out = torch.empty((stop - start) * size, dtype=torch.uint8)
+        with open(self._files[name], "rb", buffering=0) as handle:
+            got = os.preadv(handle.fileno(), [out.numpy()], self._offsets[name] + start * size)
+        if got != out.numel():
+            raise ValueError(f"{self.folder}: {self._files[name].name} is truncated inside tensor {name!r}")
+        return out.view(dtype)
+
+    def check_finite(self, name: str, tensor: Tensor) -> None:
+        """NaN / inf raise naming the tensor (one cheap sum first, the exact test only if that is not finite)."""
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{self.folder}: tensor {name!r} contains NaN or inf")
+
+
+def _data_offsets(file: Path) -> dict[str, int]:
+    """Byte offset in ``file`` where each tensor's data starts (safetensors: 8-byte header length, JSON header)."""
+    with open(file, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    return {name: 8 + length + entry["data_offsets"][0] for name, entry in header.items() if name != "__metadata__"}
 
 
 def check_same_architecture(readers: list[CheckpointReader]) -> None:
@@ -129,17 +166,99 @@ def check_same_architecture(readers: list[CheckpointReader]) -> None:
 
 
 class ShardedWriter:
-    """Collects tensors into safetensors shards of at most ``max_shard_size`` bytes, writes the index at close."""
+    """Writes safetensors shards of at most ``max_shard_size`` bytes and, for several shards, the index.
 
-    def __init__(self, folder: str | Path, max_shard_size: int = 2 * 1024**3):
+    With a ``layout`` (name, shape, dtype in writing order, known before merging) each shard's header is written
+    first and every tensor's bytes are appended as they are produced (``add`` whole, or ``append`` in flat pieces):
+    nothing is buffered. Without one, tensors are buffered in memory up to a shard and written with save_file.
+    """
+
+    def __init__(self, folder: str | Path, max_shard_size: int = 2 * 1024**3,
+                 layout: Sequence[tuple[str, Sequence[int], torch.dtype]] | None = None):
         self.folder = Path(folder)
         self.max_shard_size = int(max_shard_size)
         self._buffer: dict[str, Tensor] = {}
         self._buffer_bytes = 0
         self._shards: list[list[str]] = []
         self._total = 0
+        self._layout = None if layout is None else [(n, tuple(int(d) for d in shape), dtype) for n, shape, dtype in layout]
+        if self._layout is not None:
+            self._plan_shards()
+
+    # ------------------------------------------------------------ streaming (layout known)
+
+    def _plan_shards(self) -> None:
+        sizes = {n: int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+                 for n, shape, dtype in self._layout}
+        current, current_bytes = [], 0
+        for name, _, _ in self._layout:
+            if current and current_bytes + sizes[name] > self.max_shard_size:
+                self._shards.append(current)
+                current, current_bytes = [], 0
+            current.append(name)
+            current_bytes += sizes[name]
+        if current or not self._shards:
+            self._shards.append(current)
+        self._sizes, self._total = sizes, sum(sizes.values())
+        self._shard_of = {n: i for i, names in enumerate(self._shards) for n in names}
+        self._order = [n for n, _, _ in self._layout]
+        self._next, self._written, self._handle, self._open_shard = 0, 0, None, -1
+
+    def _header(self, shard: int) -> bytes:
+        entries: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        meta = {n: (shape, dtype) for n, shape, dtype in self._layout}
+        offset = 0
+        for name in self._shards[shard]:
+            shape, dtype = meta[name]
+            entries[name] = {"dtype": _DTYPE_NAMES[dtype], "shape": list(shape),
+                             "data_offsets": [offset, offset + self._sizes[name]]}
+            offset += self._sizes[name]
+        header = json.dumps(entries, separators=(",", ":")).encode()
+        header += b" " * (-len(header) % 8)  # pad to a multiple of 8 (safetensors alignment)
+        return len(header).to_bytes(8, "little") + header
+
+    def append(self, name: str, piece: Tensor) -> None:
+        """The next flat piece of tensor ``name`` (layout order; pieces in flat order, in the layout's dtype)."""
+        if self._layout is None:
+            raise ValueError("ShardedWriter.append needs a layout")
+        if self._next >= len(self._order) or self._order[self._next] != name:
+            expected = self._order[self._next] if self._next < len(self._order) else "nothing (all written)"
+            raise ValueError(f"ShardedWriter: got tensor {name!r}, expected {expected!r} (layout order)")
+        _, shape, dtype = self._layout[self._next]
+        if piece.dtype != dtype:
+            raise ValueError(f"ShardedWriter: tensor {name!r} has dtype {piece.dtype}, layout says {dtype}")
+        shard = self._shard_of[name]
+        if shard != self._open_shard:
+            self._close_handle()
+            self._handle = open(self.folder / f"shard-{shard:05d}.tmp", "wb")
+            self._handle.write(self._header(shard))
+            self._open_shard = shard
+        data = piece.detach().to("cpu").contiguous().reshape(-1)
+        size = data.numel() * data.element_size()
+        if self._written + size > self._sizes[name]:
+            raise ValueError(f"ShardedWriter: tensor {name!r} got more than its {self._sizes[name]} bytes "
+                             f"(shape {list(shape)})")
+        if size:
+            self._handle.write(memoryview(data.view(torch.uint8).numpy()))
+        self._written += size
+        if self._written == self._sizes[name]:
+            self._next, self._written = self._next + 1, 0
+
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    # ------------------------------------------------------------ both modes
 
     def add(self, name: str, tensor: Tensor) -> None:
+        if self._layout is not None:
+            expected = self._layout[self._next] if self._next < len(self._layout) else None
+            if expected is not None and expected[0] == name and tuple(tensor.shape) != expected[1]:
+                raise ValueError(f"ShardedWriter: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                                 f"layout says {expected[1]}")
+            self.append(name, tensor)  # checks the order and the dtype
+            return
         size = tensor.numel() * tensor.element_size()
         if self._buffer and self._buffer_bytes + size > self.max_shard_size:
             self._flush()
@@ -155,7 +274,12 @@ class ShardedWriter:
         self._buffer, self._buffer_bytes = {}, 0
 
     def close(self) -> list[Path]:
-        self._flush()
+        if self._layout is not None:
+            self._close_handle()
+            if self._next < len(self._order):
+                raise ValueError(f"ShardedWriter: tensor {self._order[self._next]!r} and later ones were never written")
+        else:
+            self._flush()
         n = len(self._shards)
         if n == 1:
             (self.folder / "shard-00000.tmp").rename(self.folder / SAFE_SINGLE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 from torch import Tensor
@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 from lrmerge.merge.checkpoint import CheckpointReader, ShardedWriter, check_same_architecture, copy_side_files, resolve_device
 from lrmerge.merge.config import MergeConfig, ResolvedMerge, load_config
 from lrmerge.merge.methods import get_method
-from lrmerge.merge.primitives import TiesMasks, Threshold, global_threshold, kept_count, magnitude_keys, task_vector, threshold_mask
+from lrmerge.merge.primitives import (CPU_CHUNK, Threshold, TiesMasks, closed_form, global_threshold, kept_count,
+                                     magnitude_keys, magnitude_threshold, sample_positions, serial_cpu,
+                                     task_vector, threshold_mask, ties_merge_chunk)
 from lrmerge.runs import atomic_output_dir, config_key, read_run_record, write_run_record
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 VocabPolicy = Literal["error", "shared_rows"]
 VOCAB_POLICIES = ("error", "shared_rows")
 VOCAB_TENSORS = ("embed_tokens", "lm_head", "wte", "embed_out")
+STREAM_BLOCK = 1 << 20  # elements read per input and per file read on CPU (4 MiB in float32)
+TAU_CACHE_BYTES = 512 * 1024**2  # task vectors of one tensor kept in memory between the threshold and merge passes
+_CHUNK_OPTIONS = ("lambda_", "normalize", "election", "weighted_election", "divide")
 # collect_masks(tensor_name, masks, (base, finetuned)) with the float32 inputs the merge used
 MaskCallback = Callable[[str, TiesMasks, tuple[Tensor | None, list[Tensor]]], None]
 
@@ -69,6 +74,80 @@ def _global_thresholds(base: CheckpointReader, models: list[CheckpointReader], n
                 yield magnitude_keys(task_vector(reader.get(n, device), base.get(n, device)))
         thresholds.append(global_threshold(stream, kept_count(total, density)))
     return thresholds
+
+
+def _blocks(numel: int, block: int, start: int = 0) -> list[tuple[int, int]]:
+    return [(a, min(a + block, numel)) for a in range(start, numel, block)]
+
+
+def _ties_streamed(name: str, readers: list[CheckpointReader], widest: int | None, plan: ResolvedMerge,
+                   device: torch.device, writer: ShardedWriter, out_dtype: torch.dtype) -> None:
+    """Plain TIES of one tensor, streamed in flat blocks from the files to the writer (readers[0] is the base).
+
+    Each trimmed model's task vector is read once for its threshold (``magnitude_threshold``) and kept in memory
+    while the kept ones fit in TAU_CACHE_BYTES (else re-read); then every block is merged chunk by chunk
+    (``ties_merge_chunk``) and appended to the output file. Every block read is checked for NaN / inf once.
+    With vocab_policy="shared_rows" the shared rows are a flat prefix; the widest reader's extra rows follow.
+    """
+    base, models = readers[0], readers[1:]
+    rows = min(r.shape(name)[0] for r in readers) if widest is not None else None
+    numel = int(torch.Size(base.shape(name)).numel())
+    shared = numel if rows is None else rows * int(torch.Size(base.shape(name)[1:]).numel())
+    if numel == 0:
+        writer.add(name, torch.empty(base.shape(name), dtype=out_dtype))
+        return
+    on_cpu = device.type == "cpu"
+    block = STREAM_BLOCK if on_cpu else max(shared, 1)
+    chunk = CPU_CHUNK if closed_form(plan.weights, plan.options.get("election", "sum")) else CPU_CHUNK // len(models)
+    checked: set[tuple[int, int]] = set()  # (reader index, block start) already checked for NaN / inf
+
+    def read(i: int, a: int, b: int) -> Tensor:
+        tensor = readers[i].read_flat(name, a, b).to(device).float()
+        if (i, a) not in checked:
+            readers[i].check_finite(name, tensor)
+            checked.add((i, a))
+        return tensor
+
+    cached: dict[int, Tensor] = {}  # model index -> its flat float32 task vector of this tensor
+
+    def taus(i: int) -> Iterator[Tensor]:
+        if i in cached:
+            yield cached[i]
+            return
+        keep = (torch.empty(shared, dtype=torch.float32, device=device)
+                if 4 * shared * (len(cached) + 1) <= TAU_CACHE_BYTES else None)
+        for a, b in _blocks(shared, block):
+            yield torch.sub(read(i + 1, a, b), read(0, a, b), out=keep[a:b] if keep is not None else None)
+        if keep is not None:
+            cached[i] = keep
+
+    options = {k: v for k, v in plan.options.items() if k in _CHUNK_OPTIONS}
+    weights = torch.tensor(plan.weights, dtype=torch.float32, device=device)  # (n_models,)
+    with serial_cpu(device):
+        trims = []
+        for i, density in enumerate(plan.densities):
+            k = kept_count(shared, density)
+            if k >= shared:
+                trims.append(None)
+                continue
+            if 4 * shared * (len(cached) + 1) <= TAU_CACHE_BYTES:
+                for _ in taus(i):  # read once into the cache, then sample it
+                    pass
+            sample = sample_positions(cached[i]) if i in cached else (None,)
+            trims.append(magnitude_threshold(lambda i=i: taus(i), k, *sample, shared))
+        for a, b in _blocks(shared, block):
+            base_block = read(0, a, b)
+            inputs = [None if i in cached else read(i + 1, a, b) for i in range(len(models))]
+            out = torch.empty(b - a, dtype=torch.float32, device=device)
+            for c, d in _blocks(b - a, chunk if on_cpu else max(b - a, 1)):
+                given = [cached[i][a + c:a + d] if i in cached else None for i in range(len(models))]
+                ties_merge_chunk(base_block[c:d], [None if t is None else t[c:d] for t in inputs], weights, trims,
+                                 a + c, out=out[c:d], task_vectors=given, **options)
+            writer.append(name, out.to(out_dtype))
+        if widest is not None:  # rows only the widest checkpoint has
+            extra = int(torch.Size(readers[widest].shape(name)).numel())
+            for a, b in _blocks(extra, block, start=shared):
+                writer.append(name, read(widest, a, b).to(out_dtype))
 
 
 def _out_dtype(plan: ResolvedMerge, stored: torch.dtype) -> torch.dtype:
@@ -119,12 +198,24 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     if any(len(set(rows)) > 1 for rows in vocab_rows.values()):
         side_source = readers[widest].folder
 
+    streamed = (spec.uses_masks and collect_masks is None and not global_trim
+                and (plan.options.get("slack", 0) == 0 or plan.options.get("priority") is None))
+    layout = []
+    for name in names:
+        stored = readers[0].dtype(name)
+        shape = readers[widest if name in vocab_rows else 0].shape(name)
+        layout.append((name, shape, _out_dtype(plan, stored) if stored.is_floating_point else stored))
+
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-        writer = ShardedWriter(tmp, max_shard_size)
+        writer = ShardedWriter(tmp, max_shard_size, layout=layout)
         for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
             stored = readers[0].dtype(name)
             if not stored.is_floating_point:
                 writer.add(name, readers[0].get(name))
+                continue
+            if streamed:
+                _ties_streamed(name, readers, widest if name in vocab_rows else None, plan, dev, writer,
+                               _out_dtype(plan, stored))
                 continue
             inputs = [r.get(name, dev) for r in readers]
             rows = min(t.shape[0] for t in inputs) if name in vocab_rows else None

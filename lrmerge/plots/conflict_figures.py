@@ -12,7 +12,7 @@ import pandas as pd
 
 from lrmerge.conflicts.aggregate import aggregate
 from lrmerge.conflicts.names import MODULES
-from lrmerge.plots.style import DOUBLE_COLUMN, SINGLE_COLUMN, color, use_style
+from lrmerge.plots.style import DOUBLE_COLUMN, SINGLE_COLUMN, color, save_figure, use_style
 
 HEATMAP_VALUES = ("discarded_share", "discarded_l1_share", "conflict_share", "restored_share")
 
@@ -114,8 +114,6 @@ def _axes(ax, size):
 
 def save_conflict_figures(table: pd.DataFrame, folder, prefix: str = "") -> list:
     """Write Figure 3, Figure 4 and the layer x module heatmap (PDF, SVG, PNG each) into ``folder``."""
-    from lrmerge.plots.style import save_figure
-
     paths = []
     for name, draw in (("figure3_sign_conflicts", figure3_conflicts), ("figure4_sft_discarded", figure4_discarded),
                        ("heatmap_discarded_layer_module", heatmap_layer_module)):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from lrmerge.conflicts.aggregate import aggregate, sort_checkpoints
 from lrmerge.conflicts.names import MODULES
@@ -20,6 +20,7 @@ from lrmerge.plots.conflict_figures import figure3_conflicts, figure4_discarded,
 from lrmerge.plots.style import figure_png_bytes, use_style
 
 OUTSIDE_BLOCKS = "outside blocks"  # layer filter label of embed / lm_head / final norm
+WIDGET_DPI = 80  # the widget's PNG: fewer pixels to render on every slider move
 
 
 def filter_table(table: pd.DataFrame, checkpoints: Sequence[str] | None = None, layers: Sequence | None = None,
@@ -48,7 +49,9 @@ def explorer_figure(table: pd.DataFrame, *, checkpoints=None, layers=None, modul
     """Figure 3, Figure 4 and the layer x module heatmap side by side for the filtered table."""
     use_style()
     chosen = filter_table(table, checkpoints, layers, modules)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    # a bare Figure (not pyplot's): nothing global to close, and Jupyter shows it once, when returned/displayed
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.3]})
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.22, top=0.9, wspace=0.3)  # fixed: no layout engine pass
     if chosen.empty:
         for ax in axes:
@@ -111,6 +114,8 @@ class ConflictExplorer:
         self.modules = w.SelectMultiple(options=modules, value=tuple(modules), rows=min(6, len(modules)),
                                         description="modules")
         self.heatmap_checkpoint = w.Dropdown(options=labels, value=labels[-1], description="heatmap")
+        for name in ("density_sft", "density_ct", "slack", "checkpoints", "layers", "modules"):
+            getattr(self, name).add_class(f"lrmerge-{name.replace('_', '-')}")  # stable hooks for browser tests
         self.readout = w.HTML()
         self.readout.add_class("lrmerge-readout")
         self.image = w.Image(format="png")
@@ -139,8 +144,7 @@ class ConflictExplorer:
         started = time.perf_counter()
         table = self.filtered()
         fig = explorer_figure(table, heatmap_checkpoint=self.heatmap_checkpoint.value)
-        self.image.value = figure_png_bytes(fig)
-        plt.close(fig)
+        self.image.value = figure_png_bytes(fig, dpi=WIDGET_DPI)
         self.last_seconds = time.perf_counter() - started
         settings = (f"k_sft={self.density_sft.value:.2f}, k_ct={self.density_ct.value:.2f}, "
                     f"slack={self.slack.value:.2f}")

@@ -34,6 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-steps", type=int)
     p.add_argument("--stop-after-steps", type=int)
     p.add_argument("--replay-share", type=float)
+    p.add_argument("--cpu-threads", type=int, help="torch threads on CPU (1 is fastest on a shared machine)")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

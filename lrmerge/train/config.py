@@ -67,7 +67,8 @@ class CorpusSource(_Strict):
     def describe(self) -> str:
         if self.path is not None:
             return str(self.path)
-        return f"{self.hub_id}" + (f"[{self.hub_config}]" if self.hub_config else "") + f":{self.split}.{self.text_field}"
+        config = f"[{self.hub_config}]" if self.hub_config else ""
+        return f"{self.hub_id}{config}:{self.split}.{self.text_field}"
 
 
 class OptimConfig(_Strict):
@@ -92,7 +93,7 @@ class BatchConfig(_Strict):
         return self.seq_len * self.per_device_batch_size * self.grad_accum_steps * (world_size or self.n_devices)
 
 
-class _StageConfig(_Strict):
+class StageConfig(_Strict):
     lang: str
     base_model: str = Field(description="HF folder or hub id of the model to start from")
     out_dir: Path
@@ -104,6 +105,7 @@ class _StageConfig(_Strict):
     save_total_limit: int | None = Field(2, gt=0)
     stop_after_steps: int | None = Field(None, gt=0, description="stop early (resumable), e.g. to split a job")
     throughput_tokens_per_s: float = Field(3000.0, gt=0, description="per-device assumption for plans (7B, FSDP, A100)")
+    cpu_threads: int | None = Field(None, gt=0, description="torch threads on CPU; 1 is fastest on a shared machine")
 
     @field_validator("lang")
     @classmethod
@@ -123,7 +125,7 @@ class _StageConfig(_Strict):
         return value
 
 
-class CTConfig(_StageConfig):
+class CTConfig(StageConfig):
     """CT-X: continual pre-training on language X with English replay at a share of the tokens."""
 
     x_corpus: CorpusSource
@@ -157,7 +159,7 @@ class CTConfig(_StageConfig):
         return [round(self.total_tokens * (i + 1) / n) for i in range(n)]
 
 
-class SFTConfig(_StageConfig):
+class SFTConfig(StageConfig):
     """SFT on prompt/response JSONL (loss on responses only), with plain-LM replay (footnote 1)."""
 
     stage: Literal["sft-flan", "ctsft-flan", "ctsft-mt"] = "sft-flan"
@@ -166,6 +168,7 @@ class SFTConfig(_StageConfig):
     replay_share: float = Field(0.05, ge=0, lt=1, description="share of training sequences that are plain LM text")
     epochs: float = Field(1.0, gt=0)
     max_len: int = Field(512, gt=0, description="prompt+response tokens kept per example (truncated)")
+    replay_len: int | None = Field(None, gt=0, description="tokens per replay chunk; default: mean SFT example length")
 
     @field_validator("sft_files")
     @classmethod

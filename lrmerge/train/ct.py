@@ -16,8 +16,8 @@ from pathlib import Path
 from lrmerge.train.config import CTConfig
 from lrmerge.train.data import BlendedLMDataset, iter_blend
 from lrmerge.train.engine import (
-    StageTrainer, TokenCheckpoints, TokenProgress, load_model_and_tokenizer, run_trainer, save_hf_checkpoint,
-    training_arguments, world_size,
+    StageTrainer, TokenCheckpoints, TokenProgress, configure_threads, load_model_and_tokenizer, run_trainer,
+    save_hf_checkpoint, training_arguments, world_size,
 )
 from lrmerge.train.plan import plan_ct
 
@@ -50,11 +50,15 @@ def _replay_sequences(shares: list[float], n: int) -> int:
 
 
 def run_ct(config: CTConfig, x_documents=None, replay_documents=None) -> CTResult:
-    """Train CT-X (resuming if ``<out>/trainer`` holds a checkpoint). Documents default to the config's corpora;
-    pass lists of strings to train on in-memory text instead."""
+    """Train CT-X: resumes if ``<out>/trainer`` holds a checkpoint, returns at once if every requested checkpoint
+    exists. Documents default to the config's corpora; pass lists of strings to train on in-memory text instead."""
     plan = plan_ct(config, world_size())
     out = Path(config.out_dir)
     trainer_dir = out / "trainer"
+    done = [checkpoint_dir(out, t) for t in plan.checkpoint_tokens]
+    if all(p.is_dir() for p in done) and not trainer_dir.exists():
+        return CTResult(done, True, float("nan"))  # finished earlier: nothing to train
+    configure_threads(config.cpu_threads)
     model, tokenizer = load_model_and_tokenizer(config.base_model)
     seqs_per_step = plan.tokens_per_step // config.batch.seq_len
     shares = [1.0 - config.replay_share, config.replay_share]

@@ -42,7 +42,7 @@ def iter_documents(source: CorpusSource | str | Path | Iterable[str]) -> Iterato
 
 
 def pack_documents(documents: Iterable[str], tokenizer, seq_len: int, repeat: bool = False) -> Iterator[list[int]]:
-    """Concatenate tokenized documents, each followed by eos, and cut into chunks of ``seq_len`` token ids.
+    """Concatenate tokenized documents (bos + text, as the tokenizer encodes them), each followed by eos, and cut into chunks of ``seq_len`` token ids.
 
     ``repeat`` restarts the documents when they run out (small demo corpora: several epochs over X).
     ``documents`` must then be re-iterable (a list, a CorpusSource, a path).
@@ -53,7 +53,7 @@ def pack_documents(documents: Iterable[str], tokenizer, seq_len: int, repeat: bo
     while True:
         produced = False
         for doc in iter_documents(documents):
-            buffer.extend(tokenizer(doc, add_special_tokens=False)["input_ids"])
+            buffer.extend(tokenizer(doc)["input_ids"])  # with bos, as BASE's pre-training and evaluation see text
             buffer.append(tokenizer.eos_token_id)
             while len(buffer) >= seq_len:
                 produced = True
@@ -126,8 +126,9 @@ def read_sft_jsonl(path: str | Path) -> list[dict]:
 
 
 def tokenize_sft(record: dict, tokenizer, max_len: int) -> dict:
-    """prompt + response + eos; labels are -100 on prompt tokens so only the response carries loss."""
-    prompt = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
+    """bos + prompt + response + eos (the prompt tokenized as evaluation tokenizes it); labels are -100 on prompt
+    tokens so only the response carries loss."""
+    prompt = tokenizer(record["prompt"])["input_ids"]
     response = tokenizer(record["response"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     ids = (prompt + response)[:max_len]
     labels = ([IGNORE_INDEX] * len(prompt) + response)[:max_len]

@@ -27,7 +27,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from lrmerge.runs import write_run_record
-from lrmerge.train.config import _StageConfig
+from lrmerge.train.config import StageConfig
 
 EMBEDDING_PARAM_KEYS = ("embed_tokens", "lm_head", "wte", "word_embeddings")
 
@@ -41,6 +41,12 @@ def use_bf16(precision: str) -> bool:
     if precision == "auto":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     raise ValueError(f"precision: {precision!r}; allowed: 'auto', 'bf16', 'fp32'")
+
+
+def configure_threads(cpu_threads: int | None) -> None:
+    """CPU runs: fewer torch threads than cores avoids oversubscription when other processes share the CPU."""
+    if cpu_threads is not None and not torch.cuda.is_available():
+        torch.set_num_threads(cpu_threads)
 
 
 def load_model_and_tokenizer(path: str):
@@ -144,7 +150,7 @@ class TokenProgress(TrainerCallback):
         return self.tokens_this_session / self.seconds if self.seconds else float("nan")
 
 
-def training_arguments(config: _StageConfig, max_steps: int, trainer_dir: Path, count_tokens: bool = False
+def training_arguments(config: StageConfig, max_steps: int, trainer_dir: Path, count_tokens: bool = False
                        ) -> TrainingArguments:
     optim = config.optim
     return TrainingArguments(

@@ -33,16 +33,18 @@ class Plan:
         def b(n: int) -> str:
             return f"{n:,} ({n / 1e9:.3g}B)"
 
+        share = self.replay_tokens / max(1, self.x_tokens + self.replay_tokens)
+        at_tokens = ", ".join(f"{t / 1e9:.3g}B" for t in self.checkpoint_tokens)
         lines = [
             f"CT-{self.lang}: {self.base_model}",
             f"  X corpus       {self.x_corpus}",
             f"  replay corpus  {self.replay_corpus}",
             f"  X tokens       {b(self.x_tokens)}",
-            f"  replay tokens  {b(self.replay_tokens)} ({self.replay_tokens / max(1, self.x_tokens + self.replay_tokens):.1%})",
+            f"  replay tokens  {b(self.replay_tokens)} ({share:.1%})",
             f"  total trained  {b(self.total_tokens)}",
             f"  batch          {self.tokens_per_step:,} tokens/step on {self.n_devices} device(s)",
             f"  steps          {self.steps:,} (warmup {self.warmup_steps:,})",
-            f"  checkpoints    {len(self.checkpoint_tokens)} at tokens " + ", ".join(f"{t / 1e9:.3g}B" for t in self.checkpoint_tokens),
+            f"  checkpoints    {len(self.checkpoint_tokens)} at tokens {at_tokens}",
             f"                 steps {', '.join(map(str, self.checkpoint_steps))}",
             f"  estimate       {self.gpu_hours:,.0f} GPU hours at {self.throughput_tokens_per_s:,.0f} tokens/s per device"
             f" ({self.gpu_hours / self.n_devices:,.1f} h wall on {self.n_devices})",

@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lrmerge.runs import read_run_record
 from lrmerge.train.config import SFTConfig
 from lrmerge.train.data import collate_padded, iter_blend, pack_documents, read_sft_jsonl, tokenize_sft
 from lrmerge.train.engine import (
-    StageTrainer, TokenProgress, load_model_and_tokenizer, run_trainer, save_hf_checkpoint, training_arguments,
-    world_size,
+    StageTrainer, TokenProgress, configure_threads, load_model_and_tokenizer, run_trainer, save_hf_checkpoint,
+    training_arguments, world_size,
 )
 
 
@@ -48,7 +49,9 @@ def build_sft_examples(config: SFTConfig, tokenizer, records: list[dict] | None 
     n_replay = replay_count(len(examples), config.replay_share)
     if n_replay:
         sources = replay_documents if replay_documents is not None else config.replay_corpora
-        streams = [pack_documents(src, tokenizer, config.max_len, repeat=True) for src in sources]
+        # chunks as long as a typical SFT example, so batches mixing both pad little
+        length = config.replay_len or max(1, round(sum(len(e["input_ids"]) for e in examples) / len(examples)))
+        streams = [pack_documents(src, tokenizer, min(length, config.max_len), repeat=True) for src in sources]
         for j in iter_blend([1.0] * len(streams), n_replay):
             ids = next(streams[j])
             examples.append({"input_ids": ids, "labels": list(ids)})
@@ -56,9 +59,14 @@ def build_sft_examples(config: SFTConfig, tokenizer, records: list[dict] | None 
 
 
 def run_sft(config: SFTConfig, records: list[dict] | None = None, replay_documents: list | None = None) -> SFTResult:
-    """Train one SFT model (resuming if ``<out>/trainer`` holds a checkpoint)."""
+    """Train one SFT model: resumes if ``<out>/trainer`` holds a checkpoint, returns at once if ``<out>/model``
+    is finished."""
     out = Path(config.out_dir)
     trainer_dir, model_dir = out / "trainer", out / "model"
+    if read_run_record(model_dir) is not None and not trainer_dir.exists():
+        record = read_run_record(model_dir)
+        return SFTResult(model_dir, True, record["n_sft"], record["n_replay"], float("nan"))  # finished earlier
+    configure_threads(config.cpu_threads)
     model, tokenizer = load_model_and_tokenizer(config.base_model)
     examples, n_sft, n_replay = build_sft_examples(config, tokenizer, records, replay_documents)
     batch_sequences = config.batch.per_device_batch_size * config.batch.grad_accum_steps * world_size()
@@ -70,7 +78,7 @@ def run_sft(config: SFTConfig, records: list[dict] | None = None, replay_documen
         model=model,
         args=training_arguments(config, steps, trainer_dir, count_tokens=True),
         train_dataset=examples,
-        data_collator=lambda batch: collate_padded(batch, tokenizer.pad_token_id),
+        data_collator=partial(collate_padded, pad_token_id=tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[progress],
         embedding_lr_multiplier=config.optim.embedding_lr_multiplier,

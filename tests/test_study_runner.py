@@ -1,0 +1,87 @@
+"""`lrmerge study` mechanics on small stand-in notebooks: order, parameters, resume, stop at the first failure,
+and the paper profile's refusal on a machine without a GPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lrmerge import study
+
+pytestmark = pytest.mark.slow  # each notebook execution starts a kernel (~3 s)
+
+
+def write_notebook(path, body, params="lang = 'x'\nout_dir = ''\nseed = 0\n"):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, new_code_cell(body)]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def fake_study(tmp_path, monkeypatch):
+    """Stand-in notebooks for the first three stages; each appends its name to a log and writes its out_dir."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    log = tmp_path / "log.txt"
+    body = ("from pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
+            f"open({str(log)!r}, 'a').write(f'{{lang}}:{{Path(out_dir).name}}:{{seed}}\\n')\n"
+            "(Path(out_dir) / 'done.txt').write_text('ok')\n")
+    for stage in study.STAGES[:3]:
+        write_notebook(folder / stage.notebook, body)
+    for var in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.setenv("LRMERGE_NOTEBOOKS", str(folder))
+    return tmp_path, log
+
+
+def test_stages_run_in_order_then_resume(fake_study):
+    tmp_path, log = fake_study
+    names = [s.name for s in study.STAGES[:3]]
+    results = study.run_study(["tbx", "mnx"], "quick", names, tmp_path / "runs", log=lambda *_: None)
+    assert [(r.lang, r.stage, r.status) for r in results] == [(l, s, "ran") for l in ("tbx", "mnx") for s in names]
+    assert log.read_text().splitlines() == [f"{l}:{s}:0" for l in ("tbx", "mnx") for s in names]
+    assert (tmp_path / "runs" / "tbx" / "world" / study.STAGES[0].notebook).exists()  # the executed copy
+    # same parameters: nothing runs again
+    again = study.run_study(["tbx", "mnx"], "quick", names, tmp_path / "runs", log=lambda *_: None)
+    assert {r.status for r in again} == {"skipped"} and len(log.read_text().splitlines()) == 6
+    # a changed parameter reruns that stage and every later stage of the language, nothing else
+    study.run_study(["tbx"], "quick", names, tmp_path / "runs", overrides={"seed": 1}, log=lambda *_: None)
+    assert log.read_text().splitlines()[6:] == [f"tbx:{s}:1" for s in names]
+
+
+def test_first_failure_stops_and_shows_the_cell(fake_study):
+    tmp_path, log = fake_study
+    folder = tmp_path / "notebooks"
+    write_notebook(folder / study.STAGES[1].notebook, "raise RuntimeError('boom in stage two')")
+    messages = []
+    results = study.run_study(["tbx", "mnx"], "quick", [s.name for s in study.STAGES[:3]], tmp_path / "runs",
+                              log=messages.append)
+    assert [r.status for r in results] == ["ran", "failed"]
+    assert "boom in stage two" in results[-1].message and "raise RuntimeError" in results[-1].message
+    assert not (tmp_path / "runs" / "tbx" / study.STAGES[1].name / study.COMPLETE).exists()
+    assert log.read_text().splitlines() == [f"tbx:{study.STAGES[0].name}:0"]
+
+
+def test_unknown_stage_or_profile_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="allowed"):
+        study.run_study(["tbx"], "quick", ["pretrain"], tmp_path)
+    with pytest.raises(ValueError, match="allowed"):
+        study.run_study(["tbx"], "huge", None, tmp_path)
+
+
+def test_paper_profile_stops_at_once_without_a_gpu(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LRMERGE_RUNS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "lrmerge.cli", "study", "--lang", "tam", "--profile", "paper"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert "needs the hub and a GPU" in proc.stderr and "Traceback" not in proc.stderr
+    assert "meta-llama/Llama-2-7b-hf" in proc.stderr and "uonlp/CulturaX" in proc.stderr
+    assert "facebook/belebele" in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing was started
