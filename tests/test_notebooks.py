@@ -1,0 +1,107 @@
+"""Every study notebook executed with papermill on the quick profile (the whole study, both demo languages), its
+results checked for sanity, and a second run checked to do no work again. Plus the teaching notebook."""
+
+import json
+import os
+
+import nbformat
+import pandas as pd
+import pytest
+
+from lrmerge import study
+from lrmerge.conflicts.aggregate import check_table
+from lrmerge.conflicts.series import read_table
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = sorted(study.notebooks_dir().glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    env = {"JUPYTER_RUNTIME_DIR": root / "jr", "JUPYTER_DATA_DIR": root / "jd", "IPYTHONDIR": root / "ipy"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    figures, tables = root / "figures", root / "tables"
+    overrides = {"figures_dir": str(figures), "tables_dir": str(tables)}
+    try:
+        first = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None)
+        second = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return root / "runs", figures, tables, first, second
+
+
+def test_notebooks_are_committed_clean_with_one_parameters_cell():
+    assert len(NOTEBOOKS) >= 10
+    for path in NOTEBOOKS:
+        nb = nbformat.read(str(path), as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+        assert nb.cells[0].cell_type == "markdown", f"{path.name}: starts with its introduction"
+
+
+def test_every_stage_ran_and_a_second_run_does_nothing(quick_study):
+    runs, _figures, _tables, first, second = quick_study
+    failed = [r.message for r in first if r.status == "failed"]
+    assert not failed, failed[0]
+    assert [r.status for r in first] == ["ran"] * len(first) and len(first) == 2 * 7 + 2
+    assert [r.status for r in second] == ["skipped"] * len(first)
+
+
+def test_scores_are_accuracies_with_counts(quick_study):
+    runs = quick_study[0]
+    for lang in ("tbx", "mnx"):
+        scores = pd.read_csv(runs / lang / "evaluation" / "scores.csv")
+        assert set(scores.model) == {"BASE", "SFT-flan", "CT-X", "CTSFT-X-mt", "CTSFT-X-flan", "WAVG-X-flan", "TIES-X-flan"}
+        assert set(scores.task) == {"sib200", "belebele", "mgsm", "mlic_rs"}
+        assert scores.score.between(0, 100).all() and (scores.n > 0).all()
+        assert (scores.n_unparsable <= scores.n).all() and (scores.n_invalid_utf8 <= scores.n).all()
+        curves = pd.read_csv(runs / lang / "evaluation" / "curves.csv")
+        assert set(curves.model) == {"CT-X", "CTSFT-X-flan", "TIES-X-flan"} and curves.ct_tokens.nunique() >= 2
+        grid = pd.read_csv(runs / lang / "merging" / "grid_ties.csv")
+        assert len(grid) == 4 and grid.dev_average.between(0, 1).all()
+
+
+def test_ct_checkpoints_and_ledger_identities(quick_study):
+    runs = quick_study[0]
+    for lang in ("tbx", "mnx"):
+        manifest = json.loads((runs / lang / "pretraining" / "outputs.json").read_text())
+        assert manifest["ct_tokens"] == sorted(manifest["ct_tokens"]) and len(manifest["checkpoints"]) == 3
+        table = read_table(runs / lang / "conflicts" / "sign_conflicts.csv")
+        check_table(table)
+        assert (table.conflicts == table.elect_sft + table.elect_ct).all()
+        assert (table.both_kept <= table[["sft_kept", "ct_kept"]].min(axis=1)).all()
+        assert table.checkpoint.nunique() == 3
+
+
+def test_paper_exhibits_and_index(quick_study):
+    _runs, figures, tables, _first, _second = quick_study
+    for name in ("table3", "table5", "table4_tbx", "table4_mnx", "table_tasks_tbx"):
+        for suffix in (".md", ".tex", ".csv"):
+            assert (tables / f"{name}{suffix}").stat().st_size > 0
+    for stem in ("figure2_scores_vs_ct_tokens", "tbx_figure3_sign_conflicts", "mnx_figure4_sft_discarded"):
+        assert all((figures / f"{stem}.{ext}").stat().st_size > 0 for ext in ("pdf", "svg", "png"))
+    index = (figures / "README.md").read_text()
+    assert "05_evaluation.ipynb" in index and "06_sign_conflicts.ipynb" in index
+    table3 = pd.read_csv(tables / "table3.csv", index_col=0)
+    assert list(table3.columns) == ["tbx", "mnx", "Average"] and table3.values.min() >= 0
+
+
+def test_teaching_notebook_runs(tmp_path, monkeypatch):
+    import papermill
+
+    for var in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    out = tmp_path / "teaching"
+    papermill.execute_notebook(str(study.notebooks_dir() / "10_teaching_merging.ipynb"), str(tmp_path / "t.ipynb"),
+                               parameters={"out_dir": str(out)}, kernel_name="python3", progress_bar=False,
+                               cwd=str(study.notebooks_dir()))
+    results = json.loads((out / "teaching_results.json").read_text())
+    toy = pd.DataFrame(results["toy_table"])
+    # the toy merge: discarded SFT entries are exactly the kept ones whose sign lost
+    lost = (toy["sft trimmed"] != 0) & (toy["sft trimmed"] * toy["elected sign (TIES)"] < 0)
+    assert list(lost) == [bool(v) for v in toy["sft discarded (TIES)"]]
+    assert results["layer_ledger"]["conflicts"] == results["layer_ledger"]["elect_sft"] + results["layer_ledger"]["elect_ct"]
