@@ -80,7 +80,8 @@ def test_translation_retrieval_perfect_alignment_and_chance(world, monkeypatch):
     rows = probes.read_lexicon(world, "tbx")
     model = _AlignedModel(tokenizer, {row["tbx"]: row["eng"] for row in rows})
     monkeypatch.setattr(probes, "_load", lambda model_dir: (model, tokenizer))
-    result = probes.translation_retrieval("unused", world, "tbx")
+    result = probes.translation_retrieval("unused", world, "tbx", pooling="last")
+    assert result == probes.translation_retrieval("unused", world, "tbx")  # the fake repeats one vector per word
     assert result["top1"] == 1.0 and result["best_layer"] == 1 and result["per_layer"][0] < 0.2
     assert result["chance"] == pytest.approx(1 / len(rows))
     # queries: enciphered words that the CT corpus contains (brute force over its lines)
@@ -95,6 +96,8 @@ def test_translation_retrieval_of_base_and_bad_language(world):
     assert all(0.0 <= a <= 1.0 for a in result["per_layer"]) and result["top1"] == max(result["per_layer"])
     with pytest.raises(ValueError, match=re.escape(str(world.lexicon))):
         probes.read_lexicon(world, "xyz")
+    with pytest.raises(ValueError, match="allowed"):
+        probes.translation_retrieval(world.base, world, "mnx", pooling="max")
 
 
 def test_heldout_perplexity_finite_and_lowest_for_english(world):

@@ -251,3 +251,29 @@ def test_answer_letters_are_single_tokens_base_never_saw(world):
     assert not any(p.startswith("<0x") for p in tok.tokenize(prompt))
     corpus = world.en_pretrain.read_text("utf-8")
     assert "Answer:" not in corpus and not re.search(r"(?:^|\s)[A-J](?:[\s.:]|$)", corpus)
+
+
+def test_collocations_make_topic_words_distinguishable():
+    """Each noun of a topic has its own (subject-of, object-of) verb pair, and sampled clauses follow the partners at
+    about the configured strength (without partners a topic's words are exchangeable and cannot be aligned)."""
+    import random
+
+    from lrmerge.demo.grammar import ClauseSampler, build_collocations
+    from lrmerge.demo.lexicon import topic_words
+
+    table = topic_words(7, 8, 4)
+    col = build_collocations(0, table)
+    for nouns, verbs in table.values():
+        signature = {n: (tuple(v for v in verbs if n in col.subjects[v]), tuple(v for v in verbs if n in col.objects[v]))
+                     for n in nouns}
+        assert all(len(s) == 1 and len(o) == 1 for s, o in signature.values())
+        assert len(set(signature.values())) == len(nouns)
+    sampler = ClauseSampler(table, 1.0, False, False, collocations=col, collocation_strength=0.8)
+    rng, hits, n = random.Random(1), 0, 3000
+    for _ in range(n):
+        clause = sampler.clause(rng, rng.choice(list(table)))
+        hits += clause.subject[-1] in col.subjects[clause.verb]
+    # partner with prob 0.8, plus 0.2 x (2 partners / 8 nouns) by chance
+    assert abs(hits / n - (0.8 + 0.2 * 2 / 8)) < 0.03
+    with pytest.raises(ValueError, match="collocations"):
+        ClauseSampler(table, 1.0, False, False, collocation_strength=0.5)

@@ -142,7 +142,7 @@ def profile_config(profile: Profile = "demo", seed: int = 0, **overrides) -> Wor
     if profile == "quick":
         quick = dict(
             ct_tokens=40_000, en_pretrain_tokens=60_000, sft_items=300, vocab_size=1200, base_trace_share=0.03,
-            sizes={"sib200": (20, 504), "belebele": (12, 40), "mgsm": (10, 30), "mlic_tc": (12, 60),
+            sizes={"sib200": (20, 60), "belebele": (12, 40), "mgsm": (10, 30), "mlic_tc": (12, 60),
                    "mlic_mrc": (8, 30), "mlic_rs": (10, 40), "mlic_math": (8, 30)},
             base=BaseModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, seq_len=128,
                                  batch_size=16, lr=3e-3, epochs=1),

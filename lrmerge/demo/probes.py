@@ -5,7 +5,8 @@ training corpus), so it measures how well a checkpoint models unseen text of tha
 
 translation_retrieval: each enciphered X word the language's CT corpus contains (words CT never shows cannot be
 learnt from it; loanwords, names and digits are excluded since they are the English strings) is run on its own
-through the model; its hidden state per layer (mean over the word's tokens) is compared by cosine, after
+through the model; its hidden state per layer (`pooling`: mean over the word's tokens, or its last token, the
+only one a causal model has seen the whole word at) is compared by cosine, after
 mean-centring each side, with the hidden states of every English lexicon word. top1 is the share of queries whose
 nearest English word is their translation, at the best layer. Chance is 1 / (number of English words).
 """
@@ -15,8 +16,12 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from typing import Literal
 
 import torch
+
+Pooling = Literal["mean", "last"]
+POOLINGS: tuple[str, ...] = ("mean", "last")
 
 
 def _load(model_dir):
@@ -54,14 +59,17 @@ def heldout_perplexity(model_dir, world, lang: str, n_texts: int = 200) -> float
 
 
 @torch.no_grad()
-def word_states(model, tokenizer, words: list[str]) -> torch.Tensor:
-    """Hidden states of each word on its own after <s>, averaged over its tokens.  # (n_layers + 1, n_words, hidden)"""
+def word_states(model, tokenizer, words: list[str], pooling: Pooling = "mean") -> torch.Tensor:
+    """Hidden states of each word on its own after <s>, pooled over its tokens.  # (n_layers + 1, n_words, hidden)"""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; allowed: {POOLINGS}")
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     states = []
     for word in words:
         ids = tokenizer(word, add_special_tokens=False)["input_ids"]
         hidden = model(input_ids=torch.tensor([bos + ids]), output_hidden_states=True).hidden_states
-        states.append(torch.stack([h[0, len(bos):].mean(0) for h in hidden]))  # (n_layers + 1, hidden)
+        pooled = [h[0, -1] if pooling == "last" else h[0, len(bos):].mean(0) for h in hidden]
+        states.append(torch.stack(pooled))  # (n_layers + 1, hidden)
     return torch.stack(states, 1)
 
 
@@ -111,12 +119,14 @@ def retrieval_queries(world, lang: str) -> tuple[list[str], list[str], list[int]
     return english, [row[lang] for row in queries], [english.index(row["eng"]) for row in queries]
 
 
-def translation_retrieval(model_dir, world, lang: str) -> dict:
+def translation_retrieval(model_dir, world, lang: str, pooling: Pooling = "mean") -> dict:
     """Top-1 retrieval of the English translation of X words, best layer (see the module docstring)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; allowed: {POOLINGS}")
     english, queries, gold = retrieval_queries(world, lang)
     model, tokenizer = _load(model_dir)
-    per_layer = retrieval_accuracy(word_states(model, tokenizer, queries), word_states(model, tokenizer, english),
-                                   torch.tensor(gold))
+    per_layer = retrieval_accuracy(word_states(model, tokenizer, queries, pooling),
+                                   word_states(model, tokenizer, english, pooling), torch.tensor(gold))
     best = max(range(len(per_layer)), key=per_layer.__getitem__)
     return {"top1": per_layer[best], "best_layer": best, "chance": 1.0 / len(english), "n_queries": len(queries),
             "per_layer": per_layer}

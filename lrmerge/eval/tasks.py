@@ -12,12 +12,10 @@ from typing import Literal, Sequence
 
 from lrmerge import prompts
 from lrmerge.data.schema import ChoiceItem, ClassificationItem, EvalItem, MathItem
+from lrmerge.data.sib200 import SIB200_LABELS  # the fixed option order of every SIB-200 prompt (labels.txt order)
 
 Scorer = Literal["letter", "number"]
 SCORERS: tuple[str, ...] = ("letter", "number")
-
-# SIB-200's seven topics in the order of the dataset's labels.txt (the fixed option order of every SIB-200 prompt).
-SIB200_LABELS = ("science/technology", "travel", "politics", "sports", "health", "entertainment", "geography")
 
 LETTER_STOP = ("\n",)  # an option letter is on the first line (MLiC-Eval parsing reads only that line)
 MATH_STOP = ("\n\n", "\nQuestion:")  # rationales may span lines; a blank line or a new question ends the answer
