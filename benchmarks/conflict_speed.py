@@ -6,17 +6,22 @@
 
 Builds base, sft and N CT checkpoints (fp32 safetensors, Llama tensor names) in a temp folder, then in separate
 subprocesses (wall time and peak RSS from getrusage of each):
-  ledger   lrmerge.conflicts.series.compute_series: every tensor streamed once, SFT trim reused for all N
-  engine   N x lrmerge.merge.engine.merge (TIES 0.2 / 1.0, weights 1, normalize, float32), each writing a model
-  merge    N x streamed ties_merge_tensor without writing (the engine's compute alone, a stricter baseline)
-Target: ledger <= 1.2 x engine. The default size is smaller than the paper's 7B (and than --paper-size) so it
-fits the shared 2-core machine; say which size you ran when you quote numbers.
+  ledger   lrmerge.conflicts.series.compute_series (slack 0): every tensor streamed once in blocks, SFT's task
+           vector and trim threshold computed once for all N, counts chunk by chunk (conflicts/chunked.py)
+  engine   N x lrmerge.merge.engine.merge (TIES 0.2 / 1.0, weights 1, normalize, float32) of the same inputs,
+           each writing a model
+  merge    N x ties_merge_tensor per tensor without writing (the engine's compute alone, a stricter baseline)
+Target: ledger <= 1.2 x engine. Each phase also prints the 1-minute load average before and after it: the machine
+is shared, so compare ratios from one run and rerun when the load moved. The default size is smaller than the
+paper's 7B (and than --paper-size) so it fits the shared 2-core machine; say which size you ran when you quote
+numbers. ``--keep DIR`` builds the checkpoints once (about a minute and 6.7 GB at --paper-size) and reuses them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -104,9 +109,11 @@ def phase(kind: str, paths: dict, device: str, scratch: str) -> dict:
     if torch.cuda.is_available() and device != "cpu":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
+    load = os.getloadavg()[0]
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     gpu_gb = torch.cuda.max_memory_allocated() / 1024**3 if torch.cuda.is_available() else 0.0
-    return {"phase": kind, "seconds": seconds, "peak_rss_gb": peak_gb, "peak_gpu_gb": gpu_gb, **extra}
+    return {"phase": kind, "seconds": seconds, "peak_rss_gb": peak_gb, "peak_gpu_gb": gpu_gb, "load_after": load,
+            **extra}
 
 
 def check_devices() -> None:
@@ -140,12 +147,17 @@ def main() -> int:
     parser.add_argument("--checkpoints", type=int, default=3, help="N CT checkpoints")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep", default=None, help="build the checkpoints here (reused if present)")
+    parser.add_argument("--phases", default="merge,engine,ledger",
+                        help="comma-separated phases to run, in order (merge, engine, ledger)")
     parser.add_argument("--check-devices", action="store_true",
                         help="also check the ledger table on cuda equals the one on cpu (a small model)")
     parser.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--paths", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = sorted(set(args.phases.split(",")) - {"merge", "engine", "ledger"})
+    if unknown and not args.phase:
+        parser.error(f"--phases: unknown {unknown}; allowed: ['merge', 'engine', 'ledger']")
     if args.phase == "build":  # child process
         spec = json.loads(args.paths)
         folder = Path(spec["folder"])
@@ -177,7 +189,8 @@ def main() -> int:
             paths = json.loads(marker.read_text())["paths"]
             print(f"built checkpoints in {time.perf_counter() - started:.1f} s")
         results = {}
-        for kind in ("merge", "engine", "ledger"):
+        for kind in args.phases.split(","):
+            load_before = os.getloadavg()[0]
             command = [sys.executable, __file__, "--phase", kind, "--paths", json.dumps(paths),
                        "--device", args.device, "--scratch", tmp]
             done = subprocess.run(command, capture_output=True, text=True)
@@ -186,7 +199,8 @@ def main() -> int:
                 continue
             results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
             r = results[kind]
-            print(f"{kind:7s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_gb']:.2f} GB  peak GPU {r['peak_gpu_gb']:.2f} GB")
+            print(f"{kind:7s} {r['seconds']:8.2f} s  peak RSS {r['peak_rss_gb']:.2f} GB  peak GPU {r['peak_gpu_gb']:.2f} GB"
+                  f"  load {load_before:.2f} -> {r['load_after']:.2f}")
     if "ledger" not in results:
         return 1
     ledger = results["ledger"]["seconds"]

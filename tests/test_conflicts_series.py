@@ -57,9 +57,11 @@ def make_world(tmp_path):
     return paths
 
 
-def test_series_equals_one_merge_per_checkpoint_and_tensor(world, tmp_path):
-    table = conflict_series(world["base"], world["sft"], world["ct"], density_sft=0.2, density_ct=1.0, slack=0.05,
-                            device="cpu", cache_dir=tmp_path / "cache", progress=False)
+@pytest.mark.parametrize("slack, density_ct", [(0.05, 1.0), (0.0, 1.0), (0.0, 0.5)])
+def test_series_equals_one_merge_per_checkpoint_and_tensor(world, tmp_path, slack, density_ct):
+    # slack 0 takes the streamed counts (chunked.py), slack > 0 the merge's masks: both equal a full merge's ledger
+    table = conflict_series(world["base"], world["sft"], world["ct"], density_sft=0.2, density_ct=density_ct,
+                            slack=slack, device="cpu", cache_dir=tmp_path / "cache", progress=False)
     assert list(table.columns) == list(TABLE_COLUMNS)
     assert len(table) == len(SHAPES) * 3
     from safetensors.torch import load_file
@@ -68,11 +70,12 @@ def test_series_equals_one_merge_per_checkpoint_and_tensor(world, tmp_path):
     for ckpt in world["ct"]:
         ct = load_file(ckpt / "model.safetensors")
         for name in SHAPES:
-            _, expected = tensor_ledger(base[name], [sft[name], ct[name]], [0.2, 1.0], slack=0.05)  # no reuse
+            _, expected = tensor_ledger(base[name], [sft[name], ct[name]], [0.2, density_ct], slack=slack)  # no reuse
             row = table[(table.checkpoint == ckpt.name) & (table.tensor == name)].iloc[0]
             for field in LEDGER_FIELDS:
-                assert row[field] == pytest.approx(expected[field]), (ckpt.name, name, field)
-    assert table["slack_restored"].sum() > 0
+                assert row[field] == pytest.approx(expected[field], rel=1e-12), (ckpt.name, name, field)
+    assert (table["slack_restored"].sum() > 0) == (slack > 0)
+    assert table["conflicts"].sum() > 0
 
 
 def test_ct_tokens_from_record_config_or_folder_name(tmp_path, world):
@@ -111,26 +114,29 @@ def test_cache_is_reused_and_keyed_by_files_and_settings(world, tmp_path, monkey
     assert len(entries) == 3 and all(read_run_record(p)["config"]["density_ct"] == 1.0 for p in entries)
 
 
-def test_interrupted_run_resumes_from_partial_rows(world, tmp_path, monkeypatch):
-    full = compute_series(world["base"], world["sft"], world["ct"], progress=False)
+@pytest.mark.parametrize("slack, step, per_tensor", [(0.0, "streamed_ledgers", 1), (0.05, "tensor_ledger", 3)])
+def test_interrupted_run_resumes_from_partial_rows(world, tmp_path, monkeypatch, slack, step, per_tensor):
+    # slack 0: one streamed call per tensor covers every checkpoint; slack > 0: one merge per (tensor, checkpoint)
+    assert per_tensor in (1, len(world["ct"]))
+    full = compute_series(world["base"], world["sft"], world["ct"], slack=slack, progress=False)
     partial = tmp_path / "partial.csv"
     calls = []
-    real = series.tensor_ledger
+    real = getattr(series, step)
 
     def failing(*args, **kwargs):
         calls.append(1)
-        if len(calls) > 2 * len(world["ct"]):  # dies inside the third tensor
+        if len(calls) > 2 * per_tensor:  # dies inside the third tensor
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(series, "tensor_ledger", failing)
+    monkeypatch.setattr(series, step, failing)
     with pytest.raises(KeyboardInterrupt):
-        compute_series(world["base"], world["sft"], world["ct"], partial=partial, progress=False)
+        compute_series(world["base"], world["sft"], world["ct"], slack=slack, partial=partial, progress=False)
     assert read_table(partial)["tensor"].nunique() == 2
     calls.clear()
-    monkeypatch.setattr(series, "tensor_ledger", lambda *a, **k: calls.append(1) or real(*a, **k))
-    resumed = compute_series(world["base"], world["sft"], world["ct"], partial=partial, progress=False)
-    assert len(calls) == (len(SHAPES) - 2) * len(world["ct"])
+    monkeypatch.setattr(series, step, lambda *a, **k: calls.append(1) or real(*a, **k))
+    resumed = compute_series(world["base"], world["sft"], world["ct"], slack=slack, partial=partial, progress=False)
+    assert len(calls) == (len(SHAPES) - 2) * per_tensor
     key = ["checkpoint", "tensor"]
     pd.testing.assert_frame_equal(resumed.sort_values(key).reset_index(drop=True),
                                   full.sort_values(key).reset_index(drop=True))

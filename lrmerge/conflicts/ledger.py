@@ -2,6 +2,8 @@
 
 Pure tensor code. The ledger is read off the very masks the merge used (``ties_merge_tensor(..., keep_masks=True)``
 from ``lrmerge.merge.primitives``), so a statistic can never disagree with the merge it describes.
+For plain TIES (unit weights, sum election, no slack) ``chunked.py`` streams the same counts chunk by chunk from
+the same trim and election primitives, without masks; the tests check both give identical ledgers.
 
 Terms (priority model p = SFT-flan, index 0; "CT" = every other model, CT-X in the paper):
   sft_kept        entries of the SFT task vector kept by trim (top k_sft)

@@ -2,8 +2,9 @@
 ledger for new densities / slack in a fraction of a second. The explorer widget uses it; big models go through
 ``series.conflict_series`` (streamed, cached) instead.
 
-Reuse: trim masks are memoised per (model, tensor, density) and finished ledger rows per
-(checkpoint, densities, slack), so moving one slider recomputes only what that slider changes.
+Reuse: finished ledger rows are memoised per (checkpoint, densities, slack) and, for TIES-SV (slack > 0), trim masks
+per (model, tensor, density), so moving one slider recomputes only what that slider changes. Plain TIES (slack 0)
+takes the streamed counts of ``chunked.chunked_ledger`` (no masks).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from lrmerge.conflicts.chunked import chunked_ledger
 from lrmerge.conflicts.columns import TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
@@ -67,9 +69,12 @@ class InMemoryLedger:
             out = []
             for name in self.names:
                 base, sft, ct = self.base[name], self.models["sft"][name], self.models[label][name]
-                kept = [self.kept("sft", name, density_sft), self.kept(label, name, density_ct)]
-                _, led = tensor_ledger(base, [sft, ct], [density_sft, density_ct], slack=slack, slack_of=slack_of,
-                                       kept=kept)
+                if slack == 0:  # plain TIES: streamed counts, no masks (see chunked.py)
+                    led = chunked_ledger(base, [sft, ct], [density_sft, density_ct])
+                else:
+                    kept = [self.kept("sft", name, density_sft), self.kept(label, name, density_ct)]
+                    _, led = tensor_ledger(base, [sft, ct], [density_sft, density_ct], slack=slack,
+                                           slack_of=slack_of, kept=kept)
                 layer, module = self.where[name]
                 out.append({"checkpoint": label, "ct_tokens": self.ct_tokens[label], "tensor": name,
                             "layer": layer, "module": module, **led})

@@ -1,8 +1,10 @@
 """The ledger of SFT against every CT checkpoint, streamed one tensor at a time, as a tidy table (cached).
 
-For each tensor name: BASE and SFT are loaded once, SFT's task vector and its trim mask computed once, and every
-CT checkpoint is merged against them (``tensor_ledger`` with the precomputed SFT mask), so adding checkpoints costs
-one CT load + one merge each. Rows: one per (checkpoint, tensor); columns ``TABLE_COLUMNS``.
+For each tensor name, SFT's task vector and its trim threshold are computed once. Plain TIES (slack 0, the paper's
+Figures 3-4) streams every checkpoint's tensor in blocks and counts chunk by chunk (``chunked.streamed_ledgers``:
+the merge's own trim and election primitives, no masks, no merged tensor). TIES-SV (slack > 0: a per-tensor
+selection) merges each checkpoint with ``tensor_ledger`` and reads its masks, reusing SFT's trim mask.
+Rows: one per (checkpoint, tensor); columns ``TABLE_COLUMNS``.
 
 The table is cached under ``runs/conflicts/cache/<key>/`` keyed by the model files (path, size, mtime), densities
 and slack, so re-plotting never recomputes; an interrupted run resumes from ``ledger.partial.csv``.
@@ -22,6 +24,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from lrmerge.conflicts.chunked import fast_path, streamed_ledgers
 from lrmerge.conflicts.columns import LEDGER_FIELDS, TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
@@ -141,12 +144,24 @@ def compute_series(
 
 
 def _tensor_rows(name, base_ckpt, sft_ckpt, cts, dev, density_sft, density_ct, slack, slack_of) -> list[dict]:
-    """Ledger rows of one tensor for every CT checkpoint; BASE, SFT and SFT's trim mask are loaded/computed once."""
+    """Ledger rows of one tensor for every CT checkpoint; SFT's task vector and trim are computed once."""
+    layer, module = parse_tensor_name(name)
+    if fast_path(slack=slack):  # unit weights and sum election (series_config): only slack decides
+        readers = [base_ckpt, sft_ckpt, *(ckpt for _, _, ckpt in cts)]
+
+        def read(model: int, start: int, stop: int):
+            piece = readers[model].read_flat(name, start, stop).to(dev).float()
+            readers[model].check_finite(name, piece)
+            return piece
+
+        numel = int(math.prod(base_ckpt.shape(name)))
+        ledgers = streamed_ledgers(read, numel, density_sft, [density_ct] * len(cts), device=dev)
+        return [{"checkpoint": label, "ct_tokens": ct_tokens, "tensor": name, "layer": layer, "module": module, **led}
+                for (label, ct_tokens, _), led in zip(cts, ledgers)]
     base_t = base_ckpt.get(name, device=dev)
     sft_t = sft_ckpt.get(name, device=dev)
     tau_sft = task_vector(sft_t, base_t)
     kept_sft = trim_mask(tau_sft, density_sft)  # reused for every checkpoint
-    layer, module = parse_tensor_name(name)
     rows = []
     for label, ct_tokens, ckpt in cts:
         ct_t = ckpt.get(name, device=dev)

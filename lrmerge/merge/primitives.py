@@ -435,10 +435,27 @@ def elect_sign(trimmed: Tensor, weights: Tensor, method: Election = "sum", weigh
     "sum": sign of sum_i w_i t_i (of sum_i t_i if not ``weighted``), a zero sum elects +1 (mergekit).
     "count": majority of the nonzero signs of w_i t_i (of t_i if not ``weighted``), a tie elects +1.
     """
-    _check_choice("election", method, ELECTIONS)
-    values = trimmed * _per_model(weights, trimmed) if weighted else trimmed  # (n_models, *shape)
-    score = values.sum(0) if method == "sum" else values.sign().sum(0)  # (*shape)
+    score = election_score(trimmed, weights, method, weighted)  # (*shape)
     return torch.where(score >= 0, 1.0, -1.0).to(torch.float32)
+
+
+def election_score(trimmed: Tensor | Sequence[Tensor], weights: Tensor | Sequence[float], method: Election = "sum",
+                   weighted: bool = True) -> Tensor:
+    """The score whose sign ``elect_sign`` elects (score >= 0 elects +1), (*shape), from trimmed task vectors
+    (n_models, *shape) or a sequence of equally shaped chunks.
+
+    Two unit-weight chunks with sum election give t0 + t1, the total of ``ties_merge_chunk``'s closed form (one
+    rounding, so the same value as the stacked sum up to the sign of a zero, and the same elected sign). Streamed
+    statistics (``lrmerge.conflicts.chunked``) read the election from here rather than recomputing it.
+    """
+    _check_choice("election", method, ELECTIONS)
+    if not isinstance(trimmed, Tensor):
+        chunks = list(trimmed)
+        if len(chunks) == 2 and method == "sum" and list(map(float, weights)) == [1.0, 1.0]:
+            return chunks[0] + chunks[1]
+        trimmed = torch.stack(chunks)  # (n_models, L)
+    values = trimmed * _per_model(weights, trimmed) if weighted else trimmed  # (n_models, *shape)
+    return values.sum(0) if method == "sum" else values.sign().sum(0)  # (*shape)
 
 
 def agreement_mask(trimmed: Tensor, sign: Tensor) -> Tensor:
