@@ -22,7 +22,8 @@ def ct_tokens_axis(per_checkpoint: pd.DataFrame) -> tuple[np.ndarray, str]:
     tokens = per_checkpoint["ct_tokens"].astype(float).to_numpy()
     if len(tokens) == 0 or np.isnan(tokens).any():
         return np.arange(len(per_checkpoint), dtype=float), "CT checkpoint (order; tokens unknown)"
-    scale, unit = (1e9, "B") if tokens.max() >= 1e9 else (1e6, "M") if tokens.max() >= 1e6 else (1.0, "")
+    scale, unit = ((1e9, "B") if tokens.max() >= 1e9 else (1e6, "M") if tokens.max() >= 1e6
+                   else (1e3, "K") if tokens.max() >= 1e3 else (1.0, ""))
     return tokens / scale, f"CT tokens ({unit})" if unit else "CT tokens"
 
 
@@ -39,8 +40,8 @@ def figure3_conflicts(table: pd.DataFrame, ax=None, title: str | None = None):
     ax.plot(x, sft + ct, color="black", lw=0.8, marker="o", ms=3)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("% of trimmed SFT entries")
-    ax.set_ylim(0, max(1e-9, float(np.nanmax(sft + ct))) * 1.25)
-    ax.legend(loc="upper left")
+    ax.set_ylim(0, max(1e-9, float(np.nanmax(sft + ct))) * 1.1)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=1, fontsize="small")  # above the plot, off the data
     if title:
         ax.set_title(title)
     return fig
