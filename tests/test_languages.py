@@ -1,5 +1,6 @@
 """Per-language configuration (Tables 1-2, section 4) and the paper's reported numbers (Tables 3-13)."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from lrmerge.languages import (
     BENCHMARKS, DEMO_LANGUAGES, LANGUAGES, PAPER_LANGUAGES, benchmark_codes, get_language,
 )
 
-DATA = Path("/work/shared/data")
+DATA = Path(os.environ.get("LRMERGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 B, M = 10**9, 10**6
 
 
