@@ -178,3 +178,18 @@ def test_in_memory_ledger_and_streamed_series_agree_at_slack_zero(tmp_path):
     memory_table = InMemoryLedger(world["base"], world["sft"], world["ct"]).table(0.3, 0.6, 0.0)
     pd.testing.assert_frame_equal(memory_table.sort_values(key).reset_index(drop=True), series_table)
     assert series_table["conflicts"].sum() > 0 and (series_table["ct_kept"] < series_table["numel"]).all()
+
+
+def test_in_memory_table_shares_sft_across_checkpoints_and_equals_per_checkpoint_rows(tmp_path):
+    import pandas as pd
+
+    from lrmerge.conflicts.memory import InMemoryLedger
+    from lrmerge.conflicts.synthetic import make_checkpoint_series
+
+    series = make_checkpoint_series(tmp_path / "s", n=3, hidden_size=32, intermediate_size=64, vocab_size=128)
+    together = InMemoryLedger(series["base"], series["sft"], series["ct"]).table(0.3, 1.0, 0.0)
+    one_by_one = InMemoryLedger(series["base"], series["sft"], series["ct"])
+    rows = pd.DataFrame([r for label in one_by_one.labels for r in one_by_one.rows(label, 0.3, 1.0, 0.0)])
+    for column in ("sft_kept", "ct_kept", "both_kept", "conflicts", "elect_sft", "elect_ct", "sft_discarded",
+                   "sft_kept_l1", "sft_discarded_l1"):
+        assert together[column].tolist() == rows[column].tolist(), column

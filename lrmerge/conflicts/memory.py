@@ -15,7 +15,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from lrmerge.conflicts.chunked import chunked_ledger
+from lrmerge.conflicts.chunked import chunked_ledger, streamed_ledgers
 from lrmerge.conflicts.columns import TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
@@ -81,11 +81,36 @@ class InMemoryLedger:
             self._rows[key] = out
         return self._rows[key]
 
+    def _plain_ties_rows(self, labels: Sequence[str], density_sft: float, density_ct: float, slack_of: str) -> None:
+        """Fill the row cache of every missing checkpoint at once: per tensor, SFT's task vector and trim
+        threshold are computed once and shared by all checkpoints (``streamed_ledgers``)."""
+        missing = [label for label in dict.fromkeys(labels)
+                   if (label, float(density_sft), float(density_ct), 0.0, slack_of) not in self._rows]
+        if not missing:
+            return
+        for label in missing:
+            if label not in self.ct_tokens:
+                raise ValueError(f"unknown checkpoint {label!r}; loaded: {self.labels}")
+        out: dict[str, list[dict]] = {label: [] for label in missing}
+        for name in self.names:
+            flats = [self.base[name].reshape(-1), self.models["sft"][name].reshape(-1),
+                     *(self.models[label][name].reshape(-1) for label in missing)]
+            ledgers = streamed_ledgers(lambda m, a, b: flats[m][a:b], flats[0].numel(), density_sft,
+                                       [density_ct] * len(missing), device=self.device)
+            layer, module = self.where[name]
+            for label, led in zip(missing, ledgers):
+                out[label].append({"checkpoint": label, "ct_tokens": self.ct_tokens[label], "tensor": name,
+                                   "layer": layer, "module": module, **led})
+        for label in missing:
+            self._rows[(label, float(density_sft), float(density_ct), 0.0, slack_of)] = out[label]
+
     def table(self, density_sft: float = 0.2, density_ct: float = 1.0, slack: float = 0.0,
               checkpoints: Sequence[str] | None = None, slack_of: str = "kept") -> pd.DataFrame:
         """The tidy ledger table (same columns as the streamed series) for the chosen checkpoints."""
         labels = list(checkpoints) if checkpoints is not None else self.labels
         with serial_cpu(self.device):  # small tensors: thread wake-ups would cost more than the work
+            if slack == 0:
+                self._plain_ties_rows(labels, density_sft, density_ct, slack_of)
             rows = [r for label in labels for r in self.rows(label, density_sft, density_ct, slack, slack_of)]
         return normalise_table(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))
 
