@@ -1,11 +1,14 @@
 """Speed of lrmerge's TIES vs mergekit 0.1.5 on a synthetic Llama-shaped checkpoint (NOT a test).
 
     .venv/bin/python benchmarks/merge_speed.py [--hidden 2048 --layers 4 --intermediate 5504 --vocab 32000]
-                                               [--device cpu|cuda] [--keep DIR]
+                                               [--device cpu|cuda] [--threads 1,2] [--rounds 2] [--keep DIR]
 
-Builds base, sft, ct (fp32 safetensors) in a temp folder, merges with TIES (density 0.2 sft / 1.0 ct, weights 1,
-normalize) with each tool in its own subprocess (wall time; peak RSS = the worker's VmHWM), then compares
-outputs tensor by tensor (tie-breaks may differ: max abs diff and fraction of differing entries).
+Builds base, sft, ct (fp32 safetensors) in a temp folder (or reuses them under --keep DIR), merges with TIES
+(density 0.2 sft / 1.0 ct, weights 1, normalize) as an A/B in one run: each round runs mergekit and lrmerge with
+each worker-thread count of --threads (``engine.CPU_WORKERS``), each in its own subprocess, interleaved (wall time,
+CPU time, peak RSS = the worker's VmHWM, load average). Ratios are only meaningful within one run (the machine is
+shared). Then compares outputs tensor by tensor: lrmerge thread counts must agree bit for bit; vs mergekit,
+tie-breaks may differ (max abs diff, fraction of differing entries, how many sit at an SFT trim-threshold tie).
 Targets: lrmerge >= 10x faster than mergekit on CPU, lrmerge peak RSS < 1.5 GB.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import resource
 import subprocess
 import sys
@@ -79,13 +84,16 @@ def peak_rss_mb() -> float:
 
 
 def worker(tool: str, config_path: str, out: str, device: str) -> None:
+    """tool: "mergekit" or "lrmerge-<threads>"; prints one JSON line."""
     import yaml
 
     import torch
 
     config = yaml.safe_load(Path(config_path).read_text())
-    if tool == "lrmerge":
-        from lrmerge.merge import merge
+    if tool.startswith("lrmerge"):
+        from lrmerge.merge import engine, merge
+
+        engine.CPU_WORKERS = int(tool.split("-")[1])
     else:
         from mergekit.config import MergeConfiguration
         from mergekit.merge import run_merge
@@ -93,17 +101,17 @@ def worker(tool: str, config_path: str, out: str, device: str) -> None:
     if device == "cuda":
         torch.cuda.init()
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    if tool == "lrmerge":
-        merge(config, out, device=device, progress=False)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    if tool.startswith("lrmerge"):
+        merge(config, out, device=device, progress=False, overwrite=True)
     else:
         run_merge(MergeConfiguration.model_validate(config), out,
                   MergeOptions(copy_tokenizer=False, quiet=True, write_model_card=False, device=device))
     if device == "cuda":
         torch.cuda.synchronize()
-    wall = time.perf_counter() - start
-    rss_mb = peak_rss_mb()
-    print(json.dumps({"tool": tool, "wall_s": wall, "peak_rss_mb": rss_mb}))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print(json.dumps({"tool": tool, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb(),
+                      "load_1min": os.getloadavg()[0]}))
 
 
 def run_tool(tool: str, config_path: Path, out: Path, device: str) -> dict:
@@ -115,6 +123,19 @@ def run_tool(tool: str, config_path: Path, out: Path, device: str) -> dict:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - start  # includes imports
     return result
+
+
+def identical(a: Path, b: Path) -> bool:
+    from lrmerge.merge.checkpoint import CheckpointReader
+
+    ra, rb = CheckpointReader(a), CheckpointReader(b)
+    return ra.names() == rb.names() and all(torch_equal(ra.get(n), rb.get(n)) for n in ra.names())
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return x.dtype == y.dtype and torch.equal(x, y)
 
 
 def compare(a: Path, b: Path, folders: dict[str, Path], sft_density: float) -> tuple[float, float, int, int]:
@@ -150,41 +171,69 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip-mergekit", action="store_true", help="time lrmerge only")
+    parser.add_argument("--threads", default="1,2", help="lrmerge worker-thread counts to compare (comma-separated)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of every tool")
     parser.add_argument("--keep", type=Path, help="build the models here and keep them")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker[:3], device=args.worker[3])
         return
-    import os
-
     import yaml
 
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    threads = [int(t) for t in args.threads.split(",")]
+    tools = ([] if args.skip_mergekit else ["mergekit"]) + [f"lrmerge-{t}" for t in threads]
+    print(f"load average at start: {os.getloadavg()} (1/5/15 min), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="merge_speed-") as tmp:
         root = args.keep or Path(tmp)
-        folders = build(root / "models", args)
+        folders = {name: root / "models" / name for name in ("base", "sft", "ct")}
+        if not all((f / "config.json").exists() for f in folders.values()):
+            folders = build(root / "models", args)
+        else:
+            print(f"reusing the models in {root / 'models'} (delete them after changing the shape options)")
         config = {"merge_method": "ties", "base_model": str(folders["base"]), "dtype": "float32",
                   "parameters": {"normalize": True},
                   "models": [{"model": str(folders["sft"]), "parameters": {"weight": 1.0, "density": 0.2}},
                              {"model": str(folders["ct"]), "parameters": {"weight": 1.0, "density": 1.0}}]}
         config_path = root / "ties.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        results = {"lrmerge": run_tool("lrmerge", config_path, root / "out-lrmerge", args.device)}
-        if not args.skip_mergekit:
-            results["mergekit"] = run_tool("mergekit", config_path, root / "out-mergekit", args.device)
-        for r in results.values():
-            print(f"{r['tool']:9s} merge wall {r['wall_s']:8.2f} s  (process {r['process_s']:.1f} s)  "
-                  f"peak RSS {r['peak_rss_mb']:8.0f} MB")
-        if "mergekit" in results:
-            ratio = results["mergekit"]["wall_s"] / results["lrmerge"]["wall_s"]
-            max_diff, frac, n_diff, n_ties = compare(root / "out-lrmerge", root / "out-mergekit", folders, 0.2)
-            print(f"speed ratio mergekit/lrmerge: {ratio:.1f}x (target >= 10x)")
-            print(f"outputs: max abs diff {max_diff:.3g}, fraction of differing entries {frac:.3g} ({n_diff} entries, "
-                  f"{n_ties} of them at an SFT trim-threshold tie)")
-        print(f"lrmerge peak RSS {results['lrmerge']['peak_rss_mb']:.0f} MB (target < 1536 MB)")
-        print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
-
+        results: dict[str, list[dict]] = {tool: [] for tool in tools}
+        for r in range(args.rounds):
+            order = tools if r % 2 == 0 else tools[::-1]  # interleaved, alternating order
+            for tool in order:
+                res = run_tool(tool, config_path, root / f"out-{tool}", args.device)
+                results[tool].append(res)
+                print(f"round {r + 1} {tool:10s} merge wall {res['wall_s']:7.2f} s  cpu {res['cpu_s']:7.2f} s  "
+                      f"(process {res['process_s']:.1f} s)  peak RSS {res['peak_rss_mb']:6.0f} MB  "
+                      f"load {res['load_1min']:.2f}", flush=True)
+        print("medians:")
+        median = {tool: statistics.median(x["wall_s"] for x in runs) for tool, runs in results.items()}
+        for tool, runs in results.items():
+            print(f"  {tool:10s} wall {median[tool]:7.2f} s  cpu/wall "
+                  f"{statistics.median(x['cpu_s'] / x['wall_s'] for x in runs):.2f}  "
+                  f"peak RSS {max(x['peak_rss_mb'] for x in runs):6.0f} MB")
+        for tool in tools:
+            if tool == "mergekit":
+                continue
+            per_round = ""
+            if "mergekit" in results:
+                ratios = [m["wall_s"] / x["wall_s"] for m, x in zip(results["mergekit"], results[tool])]
+                per_round = ", ".join(f"{q:.1f}" for q in ratios)
+                print(f"speed ratio mergekit/{tool}: {median['mergekit'] / median[tool]:.1f}x of medians "
+                      f"(per round {per_round}; target >= 10x)")
+            if tool != tools[-1]:
+                print(f"speed ratio {tool}/{tools[-1]}: {median[tool] / median[tools[-1]]:.2f}x")
+        lr = [t for t in tools if t != "mergekit"]
+        for tool in lr[1:]:
+            same = identical(root / f"out-{lr[0]}", root / f"out-{tool}")
+            print(f"outputs {lr[0]} vs {tool}: {'bit-identical' if same else 'DIFFER'}")
+        if "mergekit" in results and lr:
+            max_diff, frac, n_diff, n_ties = compare(root / f"out-{lr[-1]}", root / "out-mergekit", folders, 0.2)
+            print(f"outputs {lr[-1]} vs mergekit: max abs diff {max_diff:.3g}, fraction of differing entries "
+                  f"{frac:.3g} ({n_diff} entries, {n_ties} of them at an SFT trim-threshold tie)")
+        for tool in lr:
+            print(f"{tool} peak RSS {max(x['peak_rss_mb'] for x in results[tool]):.0f} MB (target < 1536 MB)")
+        print(f"load average at end: {os.getloadavg()} (1/5/15 min)")
 
 if __name__ == "__main__":
     main()

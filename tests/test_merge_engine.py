@@ -184,11 +184,15 @@ def test_cli_merge(trio, tmp_path):
 # ---------------------------------------------------------------- streamed TIES and the streaming writer
 
 
-@pytest.mark.parametrize("block,chunk", [(1000, 96), (1 << 20, 1 << 15)])
-def test_streamed_ties_equals_the_in_memory_merge(trio, tiny_llama_factory, tmp_path, monkeypatch, block, chunk):
-    """Blocks and chunks that split tensors (and trim ties) across boundaries give the in-memory result exactly."""
+@pytest.mark.parametrize("block,chunk,workers", [(1000, 96, 2), (1000, 96, 3), (1 << 20, 1 << 15, 1),
+                                                 (1 << 20, 1 << 15, 2)])
+def test_streamed_ties_equals_the_in_memory_merge(trio, tiny_llama_factory, tmp_path, monkeypatch, block, chunk,
+                                                  workers):
+    """Blocks and chunks that split tensors (and trim ties) across boundaries, merged by 1 to 3 threads, give the
+    in-memory result exactly."""
     from lrmerge.merge import engine
 
+    monkeypatch.setattr(engine, "CPU_WORKERS", workers)
     monkeypatch.setattr(engine, "STREAM_BLOCK", block)
     monkeypatch.setattr(engine, "CPU_CHUNK", chunk)
     monkeypatch.setattr(P, "CPU_CHUNK", chunk)
@@ -210,6 +214,60 @@ def test_streamed_ties_equals_the_in_memory_merge(trio, tiny_llama_factory, tmp_
             if label == "paper":
                 assert torch.equal(merged[name], want), name
             torch.testing.assert_close(merged[name], want, atol=1e-6, rtol=0)
+
+
+def test_split_covers_the_block_in_runs_of_whole_chunks():
+    from lrmerge.merge.engine import _split
+
+    for n in (1, 95, 96, 97, 1000, 4096):
+        for chunk in (1, 96, 1 << 15):
+            for parts in (1, 2, 3, 7):
+                runs = _split(n, chunk, parts)
+                assert 1 <= len(runs) <= parts and runs[0][0] == 0 and runs[-1][1] == n
+                assert all(hi == lo2 for (_, hi), (lo2, _) in zip(runs, runs[1:]))  # contiguous, no overlap
+                assert all(lo % chunk == 0 and lo < hi for lo, hi in runs)
+                sizes = [-(-(hi - lo) // chunk) for lo, hi in runs]  # chunks per run
+                assert sizes[:-1] == [-(-sum(sizes) // parts)] * (len(runs) - 1) and sizes[-1] <= sizes[0]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streamed_merge_runs_chunks_on_several_threads(trio, tmp_path, monkeypatch, workers):
+    """CPU_WORKERS=2: the calling thread and a pool thread merge chunks, thresholds are found on the prepare
+    thread; CPU_WORKERS=1: everything on the calling thread. Every chunk is merged exactly once."""
+    import threading
+
+    from lrmerge.merge import engine
+
+    monkeypatch.setattr(engine, "CPU_WORKERS", workers)
+    monkeypatch.setattr(engine, "STREAM_BLOCK", 1000)
+    monkeypatch.setattr(engine, "CPU_CHUNK", 96)
+    seen, lock = [], threading.Lock()
+    original = engine.ties_merge_chunk
+
+    def spy(base, finetuned, weights, trims, offset, **kwargs):
+        with lock:
+            seen.append((threading.current_thread().name, offset, base.numel()))
+        return original(base, finetuned, weights, trims, offset, **kwargs)
+
+    threshold_threads = set()
+    original_threshold = engine.magnitude_threshold
+
+    def spy_threshold(*args):
+        threshold_threads.add(threading.current_thread().name.split("_")[0])
+        return original_threshold(*args)
+
+    monkeypatch.setattr(engine, "ties_merge_chunk", spy)
+    monkeypatch.setattr(engine, "magnitude_threshold", spy_threshold)
+    base, sft, ct = trio
+    merge(_ties(base, sft, ct), tmp_path / "m", device="cpu", progress=False)
+    threads = {name.split("_")[0] for name, _, _ in seen}
+    main = threading.main_thread().name
+    if workers == 1:
+        assert threads == threshold_threads == {main}
+    else:
+        assert threads == {main, "lrmerge-merge"} and threshold_threads == {"lrmerge-prepare"}
+    b = _load(base)
+    assert sum(numel for _, _, numel in seen) == sum(t.numel() for t in b.values() if t.is_floating_point())
 
 
 def test_streamed_merge_writes_out_dtype_and_rejects_nan_in_any_block(trio, tmp_path, monkeypatch):

@@ -4,11 +4,19 @@ Peak memory is a few tensors (the n_models + 1 inputs of one parameter and the m
 ``scope: global`` trims each task vector over the whole flattened model (the original TIES code): two streamed
 histogram passes per model find the exact threshold (``primitives.global_threshold``), and threshold ties are kept
 in tensor order, lowest flat index first. The TIES-SV slack is always chosen per tensor.
+
+On CPU with CPU_WORKERS > 1 the streamed TIES runs on Python threads (every torch op on one intra-op thread; torch
+releases the GIL inside its kernels): CPU_WORKERS threads each merge a contiguous run of whole chunks of a block, one
+io thread reads block j + 1 and writes block j - 1, and one thread finds the trim thresholds of the next tensor.
+Chunk boundaries do not depend on the thread count, so the result is bit-identical to CPU_WORKERS = 1 (serial).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -31,6 +39,9 @@ VOCAB_POLICIES = ("error", "shared_rows")
 VOCAB_TENSORS = ("embed_tokens", "lm_head", "wte", "embed_out")
 STREAM_BLOCK = 1 << 20  # elements read per input and per file read on CPU (4 MiB in float32)
 TAU_CACHE_BYTES = 512 * 1024**2  # task vectors of one tensor kept in memory between the threshold and merge passes
+# Threads merging the chunks of one block (1: the calling thread only). Default 1: on this project's 2-core machines
+# every A/B run so far (always with other load) measured 2 threads 3-16% slower; set LRMERGE_CPU_WORKERS=2 to try.
+CPU_WORKERS = max(1, int(os.environ.get("LRMERGE_CPU_WORKERS", "1")))
 _CHUNK_OPTIONS = ("lambda_", "normalize", "election", "weighted_election", "divide")
 # collect_masks(tensor_name, masks, (base, finetuned)) with the float32 inputs the merge used
 MaskCallback = Callable[[str, TiesMasks, tuple[Tensor | None, list[Tensor]]], None]
@@ -80,74 +91,160 @@ def _blocks(numel: int, block: int, start: int = 0) -> list[tuple[int, int]]:
     return [(a, min(a + block, numel)) for a in range(start, numel, block)]
 
 
-def _ties_streamed(name: str, readers: list[CheckpointReader], widest: int | None, plan: ResolvedMerge,
-                   device: torch.device, writer: ShardedWriter, out_dtype: torch.dtype) -> None:
+_POOLS: dict[str, ThreadPoolExecutor] = {}  # persistent worker threads, created on first use
+
+
+def _pool(role: str, workers: int) -> ThreadPoolExecutor:
+    key = f"{role}-{workers}"
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix=f"lrmerge-{role}")
+    return _POOLS[key]
+
+
+def _split(n: int, chunk: int, parts: int) -> list[tuple[int, int]]:
+    """At most ``parts`` contiguous [lo, hi) ranges covering [0, n), each a run of whole ``chunk``s."""
+    n_chunks = -(-n // chunk)
+    per = -(-n_chunks // max(parts, 1))
+    return [(lo, min(lo + per * chunk, n)) for lo in range(0, n, per * chunk)]
+
+
+class _StreamedTies:
     """Plain TIES of one tensor, streamed in flat blocks from the files to the writer (readers[0] is the base).
 
-    Each trimmed model's task vector is read once for its threshold (``magnitude_threshold``) and kept in memory
-    while the kept ones fit in TAU_CACHE_BYTES (else re-read); then every block is merged chunk by chunk
-    (``ties_merge_chunk``) and appended to the output file. Every block read is checked for NaN / inf once.
+    ``prepare()``: each trimmed model's task vector is read once for its threshold (``magnitude_threshold``) and
+    kept in memory while the kept ones fit in TAU_CACHE_BYTES (else re-read). ``write()``: every block is merged
+    chunk by chunk (``ties_merge_chunk``) and appended to the output file. ``merge`` prepares the next tensor on
+    another thread while this one is written. Every block read is checked for NaN / inf once.
     With vocab_policy="shared_rows" the shared rows are a flat prefix; the widest reader's extra rows follow.
     """
-    base, models = readers[0], readers[1:]
-    rows = min(r.shape(name)[0] for r in readers) if widest is not None else None
-    numel = int(torch.Size(base.shape(name)).numel())
-    shared = numel if rows is None else rows * int(torch.Size(base.shape(name)[1:]).numel())
-    if numel == 0:
-        writer.add(name, torch.empty(base.shape(name), dtype=out_dtype))
-        return
-    on_cpu = device.type == "cpu"
-    block = STREAM_BLOCK if on_cpu else max(shared, 1)
-    chunk = CPU_CHUNK if closed_form(plan.weights, plan.options.get("election", "sum")) else CPU_CHUNK // len(models)
-    checked: set[tuple[int, int]] = set()  # (reader index, block start) already checked for NaN / inf
 
-    def read(i: int, a: int, b: int) -> Tensor:
-        tensor = readers[i].read_flat(name, a, b).to(device).float()
-        if (i, a) not in checked:
-            readers[i].check_finite(name, tensor)
-            checked.add((i, a))
+    def __init__(self, name: str, readers: list[CheckpointReader], widest: int | None, plan: ResolvedMerge,
+                 device: torch.device):
+        self.name, self.readers, self.widest, self.plan, self.device = name, readers, widest, plan, device
+        base = readers[0]
+        rows = min(r.shape(name)[0] for r in readers) if widest is not None else None
+        self.numel = int(torch.Size(base.shape(name)).numel())
+        self.shared = self.numel if rows is None else rows * int(torch.Size(base.shape(name)[1:]).numel())
+        self.on_cpu = device.type == "cpu"
+        self.block = STREAM_BLOCK if self.on_cpu else max(self.shared, 1)
+        self.n_models = len(readers) - 1
+        closed = closed_form(plan.weights, plan.options.get("election", "sum"))
+        self.chunk = CPU_CHUNK if closed else CPU_CHUNK // self.n_models
+        self.checked: set[tuple[int, int]] = set()  # (reader index, block start) already checked for NaN / inf
+        self.cached: dict[int, Tensor] = {}  # model index -> its flat float32 task vector of this tensor
+        self.trims: list[Threshold | None] = []
+        self.options = {k: v for k, v in plan.options.items() if k in _CHUNK_OPTIONS}
+        self.weights = torch.tensor(plan.weights, dtype=torch.float32, device=device)  # (n_models,)
+
+    def read(self, i: int, a: int, b: int) -> Tensor:
+        tensor = self.readers[i].read_flat(self.name, a, b).to(self.device).float()
+        if (i, a) not in self.checked:
+            self.readers[i].check_finite(self.name, tensor)
+            self.checked.add((i, a))
         return tensor
 
-    cached: dict[int, Tensor] = {}  # model index -> its flat float32 task vector of this tensor
+    def _fits(self) -> bool:
+        return 4 * self.shared * (len(self.cached) + 1) <= TAU_CACHE_BYTES
 
-    def taus(i: int) -> Iterator[Tensor]:
-        if i in cached:
-            yield cached[i]
+    def taus(self, i: int) -> Iterator[Tensor]:
+        if i in self.cached:
+            yield self.cached[i]
             return
-        keep = (torch.empty(shared, dtype=torch.float32, device=device)
-                if 4 * shared * (len(cached) + 1) <= TAU_CACHE_BYTES else None)
-        for a, b in _blocks(shared, block):
-            yield torch.sub(read(i + 1, a, b), read(0, a, b), out=keep[a:b] if keep is not None else None)
+        keep = torch.empty(self.shared, dtype=torch.float32, device=self.device) if self._fits() else None
+        for a, b in _blocks(self.shared, self.block):
+            yield torch.sub(self.read(i + 1, a, b), self.read(0, a, b), out=keep[a:b] if keep is not None else None)
         if keep is not None:
-            cached[i] = keep
+            self.cached[i] = keep
 
-    options = {k: v for k, v in plan.options.items() if k in _CHUNK_OPTIONS}
-    weights = torch.tensor(plan.weights, dtype=torch.float32, device=device)  # (n_models,)
-    with serial_cpu(device):
-        trims = []
-        for i, density in enumerate(plan.densities):
-            k = kept_count(shared, density)
-            if k >= shared:
-                trims.append(None)
+    def prepare(self) -> "_StreamedTies":
+        """Per-model trim thresholds (call inside ``serial_cpu``); returns self."""
+        for i, density in enumerate(self.plan.densities):
+            k = kept_count(self.shared, density)
+            if k >= self.shared:
+                self.trims.append(None)
                 continue
-            if 4 * shared * (len(cached) + 1) <= TAU_CACHE_BYTES:
-                for _ in taus(i):  # read once into the cache, then sample it
+            if self._fits():
+                for _ in self.taus(i):  # read once into the cache, then sample it
                     pass
-            sample = sample_positions(cached[i]) if i in cached else (None,)
-            trims.append(magnitude_threshold(lambda i=i: taus(i), k, *sample, shared))
-        for a, b in _blocks(shared, block):
-            base_block = read(0, a, b)
-            inputs = [None if i in cached else read(i + 1, a, b) for i in range(len(models))]
-            out = torch.empty(b - a, dtype=torch.float32, device=device)
-            for c, d in _blocks(b - a, chunk if on_cpu else max(b - a, 1)):
-                given = [cached[i][a + c:a + d] if i in cached else None for i in range(len(models))]
-                ties_merge_chunk(base_block[c:d], [None if t is None else t[c:d] for t in inputs], weights, trims,
-                                 a + c, out=out[c:d], task_vectors=given, **options)
-            writer.append(name, out.to(out_dtype))
-        if widest is not None:  # rows only the widest checkpoint has
-            extra = int(torch.Size(readers[widest].shape(name)).numel())
-            for a, b in _blocks(extra, block, start=shared):
-                writer.append(name, read(widest, a, b).to(out_dtype))
+            sample = sample_positions(self.cached[i]) if i in self.cached else (None,)
+            self.trims.append(magnitude_threshold(lambda i=i: self.taus(i), k, *sample, self.shared))
+        return self
+
+    def _inputs(self, a: int, b: int) -> tuple[Tensor, list[Tensor | None]]:
+        return self.read(0, a, b), [None if i in self.cached else self.read(i + 1, a, b) for i in range(self.n_models)]
+
+    def _merge_range(self, a: int, base_block: Tensor, inputs: list[Tensor | None], out: Tensor, lo: int, hi: int):
+        """Chunks [lo, hi) of the block starting at flat index a into out[lo:hi]."""
+        for c, d in _blocks(hi, self.chunk if self.on_cpu else max(hi - lo, 1), start=lo):
+            given = [self.cached[i][a + c:a + d] if i in self.cached else None for i in range(self.n_models)]
+            ties_merge_chunk(base_block[c:d], [None if t is None else t[c:d] for t in inputs], self.weights,
+                             self.trims, a + c, out=out[c:d], task_vectors=given, **self.options)
+
+    def _merge_block(self, a: int, b: int, base_block: Tensor, inputs: list[Tensor | None]) -> Tensor:
+        out = torch.empty(b - a, dtype=torch.float32, device=self.device)  # (b - a,)
+        workers = CPU_WORKERS if self.on_cpu else 1
+        parts = _split(b - a, self.chunk, workers) if workers > 1 else [(0, b - a)]
+        runs = [_pool("merge", workers - 1).submit(self._merge_range, a, base_block, inputs, out, lo, hi)
+                for lo, hi in parts[1:]]
+        try:
+            self._merge_range(a, base_block, inputs, out, *parts[0])  # the calling thread takes the first run
+        finally:
+            wait(runs)
+        for run in runs:
+            run.result()
+        return out
+
+    def write(self, writer: ShardedWriter, out_dtype: torch.dtype) -> None:
+        """Merge block by block (call inside ``serial_cpu``); on CPU one io thread reads block j + 1 and writes
+        block j - 1 while block j merges."""
+        if self.numel == 0:
+            writer.add(self.name, torch.empty(self.readers[0].shape(self.name), dtype=out_dtype))
+            return
+        blocks = _blocks(self.shared, self.block)
+        if not (self.on_cpu and CPU_WORKERS > 1):  # serial: each block read, merged and written in turn
+            for a, b in blocks:
+                writer.append(self.name, self._merge_block(a, b, *self._inputs(a, b)).to(out_dtype))
+        else:
+            io = _pool("io", 1)
+            pending: list[Future] = []
+            ahead = io.submit(self._inputs, *blocks[0])
+            try:
+                for j, (a, b) in enumerate(blocks):
+                    base_block, inputs = ahead.result()
+                    if j + 1 < len(blocks):
+                        ahead = io.submit(self._inputs, *blocks[j + 1])
+                    out = self._merge_block(a, b, base_block, inputs)
+                    pending.append(io.submit(writer.append, self.name, out.to(out_dtype)))
+            finally:  # no io task outlives this tensor (the writer is used by one thread at a time)
+                wait(pending + [ahead])
+            for future in pending:
+                future.result()  # re-raise a write error
+        if self.widest is not None:  # rows only the widest checkpoint has
+            extra = int(torch.Size(self.readers[self.widest].shape(self.name)).numel())
+            for a, b in _blocks(extra, self.block, start=self.shared):
+                writer.append(self.name, self.read(self.widest, a, b).to(out_dtype))
+        self.cached.clear()  # free the task-vector cache: ``merge`` keeps every job until the end
+
+
+def _prepared(jobs: list[_StreamedTies]) -> Iterator[_StreamedTies]:
+    """The jobs in order, each prepared; on CPU with CPU_WORKERS > 1 the next one is prepared on another thread while
+    the caller writes this one (so at most two tensors' task-vector caches are held). Close it to wait for that."""
+    if not jobs:
+        return
+    if not (jobs[0].on_cpu and CPU_WORKERS > 1):
+        for job in jobs:
+            yield job.prepare()
+        return
+    pool = _pool("prepare", 1)
+    ahead = pool.submit(jobs[0].prepare)
+    try:
+        for j in range(len(jobs)):
+            job = ahead.result()
+            if j + 1 < len(jobs):
+                ahead = pool.submit(jobs[j + 1].prepare)
+            yield job
+    finally:
+        wait([ahead])
 
 
 def _out_dtype(plan: ResolvedMerge, stored: torch.dtype) -> torch.dtype:
@@ -208,35 +305,37 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
 
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         writer = ShardedWriter(tmp, max_shard_size, layout=layout)
-        for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
-            stored = readers[0].dtype(name)
-            if not stored.is_floating_point:
-                writer.add(name, readers[0].get(name))
-                continue
-            if streamed:
-                _ties_streamed(name, readers, widest if name in vocab_rows else None, plan, dev, writer,
-                               _out_dtype(plan, stored))
-                continue
-            inputs = [r.get(name, dev) for r in readers]
-            rows = min(t.shape[0] for t in inputs) if name in vocab_rows else None
-            shared = [t[:rows] for t in inputs] if rows is not None else inputs
-            base_t, fts = (shared[0], shared[1:]) if base else (None, shared)
-            options: dict[str, Any] = dict(plan.options)
-            if global_trim:
-                kept = []
-                for i, tau in enumerate(task_vector(t, base_t) for t in fts):
-                    mask, used = threshold_mask(magnitude_keys(tau), thresholds[i].key, budgets[i])
-                    budgets[i] -= used
-                    kept.append(mask.reshape(tau.shape))
-                options["kept"] = kept
-            merged, masks = spec.fn(base_t, fts, plan.weights, plan.densities,
-                                    keep_masks=collect_masks is not None, **options)
-            if rows is not None and max(t.shape[0] for t in inputs) > rows:
-                merged = torch.cat([merged, inputs[widest][rows:].float()])
-            if collect_masks is not None and masks is not None:
-                collect_masks(name, masks, (base_t, list(fts)))
-            writer.add(name, merged.to(_out_dtype(plan, stored)))
-            del inputs, shared, merged, masks
+        jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev)
+                for n in names if streamed and readers[0].dtype(n).is_floating_point]
+        with serial_cpu(dev) if streamed else nullcontext(), closing(_prepared(jobs)) as ready:
+            for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
+                stored = readers[0].dtype(name)
+                if not stored.is_floating_point:
+                    writer.add(name, readers[0].get(name))
+                    continue
+                if streamed:
+                    next(ready).write(writer, _out_dtype(plan, stored))
+                    continue
+                inputs = [r.get(name, dev) for r in readers]
+                rows = min(t.shape[0] for t in inputs) if name in vocab_rows else None
+                shared = [t[:rows] for t in inputs] if rows is not None else inputs
+                base_t, fts = (shared[0], shared[1:]) if base else (None, shared)
+                options: dict[str, Any] = dict(plan.options)
+                if global_trim:
+                    kept = []
+                    for i, tau in enumerate(task_vector(t, base_t) for t in fts):
+                        mask, used = threshold_mask(magnitude_keys(tau), thresholds[i].key, budgets[i])
+                        budgets[i] -= used
+                        kept.append(mask.reshape(tau.shape))
+                    options["kept"] = kept
+                merged, masks = spec.fn(base_t, fts, plan.weights, plan.densities,
+                                        keep_masks=collect_masks is not None, **options)
+                if rows is not None and max(t.shape[0] for t in inputs) > rows:
+                    merged = torch.cat([merged, inputs[widest][rows:].float()])
+                if collect_masks is not None and masks is not None:
+                    collect_masks(name, masks, (base_t, list(fts)))
+                writer.add(name, merged.to(_out_dtype(plan, stored)))
+                del inputs, shared, merged, masks
         writer.close()
         copy_side_files(side_source, tmp)
         write_run_record(tmp, config=record, seed=None, config_key=key, device=str(dev),
