@@ -25,21 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def llama_shapes(hidden: int, layers: int, intermediate: int, vocab: int) -> dict[str, tuple[int, ...]]:
-    shapes = {"model.embed_tokens.weight": (vocab, hidden)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            shapes[p + f"self_attn.{proj}.weight"] = (hidden, hidden)
-        shapes[p + "mlp.gate_proj.weight"] = (intermediate, hidden)
-        shapes[p + "mlp.up_proj.weight"] = (intermediate, hidden)
-        shapes[p + "mlp.down_proj.weight"] = (hidden, intermediate)
-        shapes[p + "input_layernorm.weight"] = (hidden,)
-        shapes[p + "post_attention_layernorm.weight"] = (hidden,)
-    shapes["model.norm.weight"] = (hidden,)
-    shapes["lm_head.weight"] = (vocab, hidden)
-    return shapes
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_llama import llama_shapes  # noqa: E402
 
 
 def build(root: Path, args: argparse.Namespace) -> dict[str, Path]:
