@@ -39,9 +39,10 @@ VOCAB_POLICIES = ("error", "shared_rows")
 VOCAB_TENSORS = ("embed_tokens", "lm_head", "wte", "embed_out")
 STREAM_BLOCK = 1 << 20  # elements read per input and per file read on CPU (4 MiB in float32)
 TAU_CACHE_BYTES = 512 * 1024**2  # task vectors of one tensor kept in memory between the threshold and merge passes
-# Threads merging the chunks of one block (1: the calling thread only). Default 1: on this project's 2-core machines
-# every A/B run so far (always with other load) measured 2 threads 3-16% slower; set LRMERGE_CPU_WORKERS=2 to try.
-CPU_WORKERS = max(1, int(os.environ.get("LRMERGE_CPU_WORKERS", "1")))
+# Threads merging the chunks of one block (1: the calling thread only). Measured on the 2-core machine, 333.5M params:
+# quiet (load 1.1) 2 threads 6.4 s vs 1 thread 7.5 s; with other jobs on the cores, 2 threads were 3-16% slower.
+# LRMERGE_CPU_WORKERS overrides the default.
+CPU_WORKERS = max(1, int(os.environ.get("LRMERGE_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))))
 _CHUNK_OPTIONS = ("lambda_", "normalize", "election", "weighted_election", "divide")
 # collect_masks(tensor_name, masks, (base, finetuned)) with the float32 inputs the merge used
 MaskCallback = Callable[[str, TiesMasks, tuple[Tensor | None, list[Tensor]]], None]
