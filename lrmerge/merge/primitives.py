@@ -165,7 +165,8 @@ def top_k_mask(keys: Tensor, k: int) -> Tensor:
 def serial_cpu(device: torch.device | str = "cpu") -> Iterator[None]:
     """Run torch ops on one intra-op thread inside (CPU only; restored on exit). Chunked CPU work is below the
     grain size anyway; this also keeps the few larger ops (bincount's min/max) off OpenMP barriers, which cost
-    milliseconds per op on a loaded machine. Parallelism comes from the engine's worker threads (engine.CPU_WORKERS), each running ops inline."""
+    milliseconds per op on a loaded machine. Parallelism comes from the engine's worker threads
+    (engine.CPU_WORKERS), each running its ops inline."""
     before = torch.get_num_threads()
     if torch.device(device).type != "cpu" or before == 1:
         yield
