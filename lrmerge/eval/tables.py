@@ -141,18 +141,21 @@ def _header(column) -> str:
     return " ".join(str(c) for c in column) if isinstance(column, tuple) else str(column)
 
 
+def _rendered_rows(table: pd.DataFrame, marks: pd.DataFrame, digits: int, missing: str, style: dict[str, str]):
+    """(row label, cell texts) per row: numbers with ``digits`` decimals wrapped in ``style[mark]``."""
+    for label in table.index:
+        values = (table.loc[label, column] for column in table.columns)
+        texts = [missing if pd.isna(v) else f"{v:.{digits}f}" for v in values]
+        yield label, [style[marks.loc[label, c]].format(t) for c, t in zip(table.columns, texts)]
+
+
 def to_markdown(table: pd.DataFrame, highlight: Highlight = "column", digits: int = 2) -> str:
     """GitHub Markdown: best per column in **bold**, second <u>underlined</u>."""
     marks = _marks(table, highlight)
     lines = ["| | " + " | ".join(_header(c) for c in table.columns) + " |",
              "|---|" + "---:|" * len(table.columns)]
-    for label in table.index:
-        cells = []
-        for column in table.columns:
-            value = table.loc[label, column]
-            text = "–" if pd.isna(value) else f"{value:.{digits}f}"
-            mark = marks.loc[label, column]
-            cells.append(f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text)
+    style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
+    for label, cells in _rendered_rows(table, marks, digits, "–", style):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -168,13 +171,8 @@ def to_latex(table: pd.DataFrame, highlight: Highlight = "column", digits: int =
     spec = "l" + "r" * len(table.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & " + " & ".join(_latex_escape(_header(c)) for c in table.columns) + r" \\", r"\midrule"]
-    for row_label in table.index:
-        cells = []
-        for column in table.columns:
-            value = table.loc[row_label, column]
-            text = "--" if pd.isna(value) else f"{value:.{digits}f}"
-            mark = marks.loc[row_label, column]
-            cells.append(rf"\textbf{{{text}}}" if mark == "best" else rf"\underline{{{text}}}" if mark == "second" else text)
+    style = {"best": r"\textbf{{{}}}", "second": r"\underline{{{}}}", "": "{}"}
+    for row_label, cells in _rendered_rows(table, marks, digits, "--", style):
         lines.append(_latex_escape(str(row_label)) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
