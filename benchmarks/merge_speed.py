@@ -128,8 +128,6 @@ def torch_equal(x, y) -> bool:
 def compare(a: Path, b: Path, folders: dict[str, Path], sft_density: float) -> tuple[float, float, int, int]:
     """Max abs diff, fraction of differing entries, number differing, and how many of those sit where the SFT task
     vector's |tau| equals its trim threshold (a tie the two tools may break differently)."""
-    import torch
-
     from lrmerge.merge import primitives as P
     from lrmerge.merge.checkpoint import CheckpointReader
 

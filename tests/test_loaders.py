@@ -1,7 +1,6 @@
 """Loaders: the real files in the shared data folder, fixtures in the Belebele / MLiC-Eval / demo-world layouts,
 and errors that name the file, row and field."""
 
-import csv
 import json
 import os
 import random

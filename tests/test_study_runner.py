@@ -1,7 +1,6 @@
 """`lrmerge study` mechanics on small stand-in notebooks: order, parameters, resume, stop at the first failure,
 and the paper profile's refusal on a machine without a GPU."""
 
-import json
 import os
 import subprocess
 import sys

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from lrmerge.merge.primitives import TiesMasks, agreement_mask, disjoint_merge, task_vector, ties_merge_tensor
+from lrmerge.merge.primitives import TiesMasks, disjoint_merge, task_vector, ties_merge_tensor
 
 
 def linear(base: Tensor | None, finetuned: Sequence[Tensor], weights: Sequence[float], densities: Sequence[float],
