@@ -30,7 +30,7 @@ STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "pretraining": {"ct_x_tokens": 600_000, "ct_checkpoints": 6, "ct_lr": 1e-3, "ct_embedding_lr_multiplier": 3.0,
                         "ct_seq_len": 256, "ct_batch_size": 16},
         "sft": {"sft_epochs": 3.0, "sft_lr": 2e-3, "sft_batch_size": 16, "sft_max_len": 320, "sft_replay_share": 0.05,
-                "figure2_points": 3},
+                "figure2_points": 2},
         "merging": {"ties_densities": "0.01,0.2,0.4,0.6,0.8,1.0", "wavg_weights": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},

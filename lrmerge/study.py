@@ -206,6 +206,26 @@ def configure_parser(parser) -> None:
     parser.add_argument("--stages", nargs="+", default=None, choices=STAGE_NAMES, help="subset of stages (default: all)")
     parser.add_argument("--root", default=None, help="run folder (default: $LRMERGE_RUNS or ./runs)")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a notebook parameter for every stage that declares it, e.g. "
+                             "--set ties_densities=0.01,0.2,0.4,0.6,0.8,1.0 (repeatable; Python literals are parsed)")
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """["name=value", ...] -> {name: value}; a value that is a Python literal (number, bool) is parsed, else kept as text."""
+    import ast
+
+    overrides = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE with NAME a notebook parameter name")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        overrides[name.strip()] = value if isinstance(value, (int, float, bool, str)) else text
+    return overrides
 
 
 def run(args) -> int:
@@ -223,8 +243,14 @@ def run(args) -> int:
         except RealRunUnavailable as error:
             print(f"lrmerge study: {error}", file=sys.stderr)
             return 3
+    try:
+        overrides = parse_overrides(args.overrides)
+    except ValueError as error:
+        print(f"lrmerge study: {error}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel)
+    results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel,
+                        overrides)
     print()
     print(summary_table(results))
     print(f"\nwall time: {time.perf_counter() - start:.1f} s")

@@ -174,6 +174,35 @@ def test_bad_config_names_the_field():
         WorldConfig(loanword_share=1.5)
     with pytest.raises(ValueError, match="quick"):
         profile_config("huge")
+    with pytest.raises(ValueError, match=r"far_language_anchors\['eng'\]"):
+        WorldConfig(far_language_anchors={"eng": (0.1, 0.1)})
+    with pytest.raises(ValueError, match=r"far_language_anchors\['mnx'\]"):
+        WorldConfig(far_language_anchors={"mnx": (0.4, 1.5)})
+
+
+def test_far_language_corpus_gets_its_own_anchor_shares(world):
+    """mnx's CT corpus has more parallel lines (English sentence then its translation) than tbx's, per the config."""
+    config = profile_config("quick")
+    shares = {}
+    for lang in ("tbx", "mnx"):
+        lines = world.corpus(lang).read_text("utf-8").splitlines()
+        shares[lang] = sum(bool(re.match(r"[A-Z][^.]*\.\s", line)) for line in lines) / len(lines)
+    assert config.anchors("tbx") == (config.parallel_share, config.code_switch_rate)
+    assert config.anchors("mnx") == config.far_language_anchors["mnx"]
+    assert shares["mnx"] > shares["tbx"] + 0.1, shares
+
+
+def test_mnx_topic_words_are_one_letter_of_their_own(world):
+    """Enciphered mnx topic words are single letters used by no other mnx word (3 byte tokens); the rest are 2."""
+    from lrmerge.demo.lexicon import TOPIC_NOUNS, TOPIC_VERBS
+
+    topical = {w for words in (*TOPIC_NOUNS.values(), *TOPIC_VERBS.values()) for w in words}
+    rows = [line.split("\t") for line in world.lexicon.read_text("utf-8").splitlines()[1:]]
+    enciphered = [(eng, mnx) for eng, _, mnx in rows if mnx != eng]
+    topic = [mnx for eng, mnx in enciphered if eng in topical]
+    other = [mnx for eng, mnx in enciphered if eng not in topical]
+    assert topic and all(len(w) == 1 for w in topic) and all(len(w) == 2 for w in other)
+    assert not set(topic) & {ch for w in other for ch in w}
 
 
 def test_world_is_cached_and_cli_prints_paths(world, capsys):

@@ -84,3 +84,11 @@ def test_paper_profile_stops_at_once_without_a_gpu(tmp_path):
     assert "meta-llama/Llama-2-7b-hf" in proc.stderr and "uonlp/CulturaX" in proc.stderr
     assert "facebook/belebele" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_set_overrides_parse_literals_and_name_bad_items():
+    parsed = study.parse_overrides(["seed=3", "ties_densities=0.01,0.2,1.0", "interactive=False", "lang=tbx", "sft_lr=2e-3"])
+    assert parsed == {"seed": 3, "ties_densities": "0.01,0.2,1.0", "interactive": False, "lang": "tbx", "sft_lr": 0.002}
+    for bad in ("seed", "=3", "two words=1"):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            study.parse_overrides([bad])

@@ -94,8 +94,9 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
     sizes = {"en_pretrain_lines": len(pretrain), "en_pretrain_trace_lines": n_trace,
              "en_pretrain_tokens": sum(token_sizes(pretrain)), "en_replay_tokens": sum(token_sizes(replay))}
     for lang in config.languages:
+        parallel_share, code_switch_rate = config.anchors(lang)
         docs = documents(random.Random(f"corpus-{config.seed}-{lang}"), sampler, lexicon, guard, lang, topics,
-                         code_switch_rate=config.code_switch_rate, parallel_share=config.parallel_share)
+                         code_switch_rate=code_switch_rate, parallel_share=parallel_share)
         corpus = take_until(docs, config.ct_tokens, token_sizes)
         _write_lines(out / "corpus" / f"{lang}.txt", corpus)
         sizes[f"{lang}_ct_tokens"] = sum(token_sizes(corpus))

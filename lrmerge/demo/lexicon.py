@@ -1,7 +1,12 @@
 """The world's vocabulary: English words by role and topic, and their enciphered tbx / mnx words.
 
-tbx words are spelled with Tibetan letters U+0F40..U+0F6C, mnx words with traditional Mongolian letters
-U+1820..U+1878. Loanwords (a share of each topic's content words), names and digits stay in Latin script.
+tbx words are spelled with Tibetan letters U+0F40..U+0F6C (2-3 letters, each a single token of the base tokenizer),
+mnx words with traditional Mongolian letters U+1820..U+1878 (each letter 3 UTF-8 byte tokens). mnx spells its
+enciphered topic words (the words that carry a sentence's meaning) with one letter each, from letters no other mnx
+word uses, and every other word with two of the remaining letters: a topic word is 3 byte tokens, the rest 6. The tiny
+demo models cannot compose meaning from longer byte strings within the CT budget (measured: with every mnx word
+2 letters, retrieval of English translations stayed at 4-7% top-1 and no merge beat chance); Llama-2 does this for
+Odia or Mongolian words of 10-20 bytes. Loanwords (a share of each topic's content words), names and digits stay in Latin script.
 Every language's surface vocabulary is suffix-free (no word ends with another whole word), which lets the builder
 guarantee that no eval text is a substring of a training line by checking whole words only.
 """
@@ -55,7 +60,8 @@ NAMES = ["Tom", "Maria", "Ravi", "Chen", "Aisha", "Omar", "Lena", "Kenji", "Nadi
 TBX_LETTERS = [chr(c) for c in range(0x0F40, 0x0F6D) if chr(c).isprintable()]  # Tibetan consonants
 MNX_LETTERS = [chr(c) for c in range(0x1820, 0x1879)]  # traditional Mongolian letters
 SCRIPT_LETTERS = {"tbx": TBX_LETTERS, "mnx": MNX_LETTERS}
-WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 2)}  # letters per enciphered word (mnx: 3 UTF-8 bytes per letter, so 6 tokens)
+WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 2)}  # letters per enciphered word (mnx: topic words take 1, see below)
+MNX_TOPIC_WORD_LETTERS = 1  # letters of an enciphered mnx topic word (3 byte tokens); other mnx words take 2
 SENTENCE_END = {"eng": ".", "tbx": "\u0f0d", "mnx": "\u1803"}  # period, Tibetan shad, Mongolian full stop
 # mnx case particles follow their noun, joined by U+202F (narrow no-break space) as in real Mongolian script.
 MNX_PARTICLE_JOINER = "\u202f"
@@ -99,19 +105,33 @@ def build_lexicon(seed: int, topics: dict[str, tuple[list[str], list[str]]], loa
     for nouns, verbs in topics.values():
         words = nouns + verbs
         loanwords.update(rng.sample(words, round(loanword_share * len(words))))
-    translations = {}
-    for lang in ("tbx", "mnx"):  # both always enciphered so a language's words do not depend on `langs`
-        letters, (lo, hi) = SCRIPT_LETTERS[lang], WORD_LENGTHS[lang]
-        chosen: list[str] = []
-        for _ in english:
-            while True:
-                candidate = "".join(rng.choice(letters) for _ in range(rng.randint(lo, hi)))
-                if all(not a.endswith(candidate) and not candidate.endswith(a) for a in chosen):
-                    chosen.append(candidate)
-                    break
-        translations[lang] = dict(zip(english, chosen))
+    translations = {"tbx": dict(zip(english, _encipher(rng, SCRIPT_LETTERS["tbx"], WORD_LENGTHS["tbx"], len(english))))}
+    # mnx: topic words (enciphered ones) one letter each from their own letters, the rest two of the other letters
+    topic = [w for w in content if w not in loanwords]
+    letters = list(MNX_LETTERS)
+    rng.shuffle(letters)
+    topic_letters, other_letters = letters[:len(topic)], letters[len(topic):]
+    if len(other_letters) < 10:
+        raise ValueError(f"{len(topic)} enciphered topic words leave too few mnx letters ({len(other_letters)}) "
+                         "for the other words; lower topic_nouns/topic_verbs or raise loanword_share")
+    rest = [w for w in english if w not in topic]
+    spelled = dict(zip(topic, topic_letters))
+    spelled.update(zip(rest, _encipher(rng, other_letters, WORD_LENGTHS["mnx"], len(rest))))
+    translations["mnx"] = {w: spelled[w] for w in english}
     check_suffix_free(NAMES, english + NAMES)
     return Lexicon(english=english, translations=translations, loanwords=frozenset(loanwords))
+
+
+def _encipher(rng: random.Random, letters: list[str], lengths: tuple[int, int], n: int) -> list[str]:
+    """n distinct words of lengths[0]..lengths[1] letters, none a suffix of another (words of one script)."""
+    chosen: list[str] = []
+    for _ in range(n):
+        while True:
+            candidate = "".join(rng.choice(letters) for _ in range(rng.randint(*lengths)))
+            if all(not a.endswith(candidate) and not candidate.endswith(a) for a in chosen):
+                chosen.append(candidate)
+                break
+    return chosen
 
 
 def check_suffix_free(initials: list[str], words: list[str]) -> None:
