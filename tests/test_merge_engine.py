@@ -230,13 +230,19 @@ def test_split_covers_the_block_in_runs_of_whole_chunks():
                 assert sizes[:-1] == [-(-sum(sizes) // parts)] * (len(runs) - 1) and sizes[-1] <= sizes[0]
 
 
+@pytest.mark.parametrize("path", ["torch", "kernel"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_streamed_merge_runs_chunks_on_several_threads(trio, tmp_path, monkeypatch, workers):
+def test_streamed_merge_runs_chunks_on_several_threads(trio, tmp_path, monkeypatch, workers, path):
     """CPU_WORKERS=2: the calling thread and a pool thread merge chunks, thresholds are found on the prepare
-    thread; CPU_WORKERS=1: everything on the calling thread. Every chunk is merged exactly once."""
+    thread; CPU_WORKERS=1: everything on the calling thread. Every chunk is merged exactly once, by the torch
+    chunk code or by the compiled kernel (lrmerge.merge.kernels)."""
     import threading
 
-    from lrmerge.merge import engine
+    from lrmerge.merge import engine, kernels
+
+    if path == "kernel" and not kernels.available():
+        pytest.skip("compiled kernels off (numba not installed or LRMERGE_KERNELS=0)")
+    monkeypatch.setenv("LRMERGE_KERNELS", "1" if path == "kernel" else "0")
 
     monkeypatch.setattr(engine, "CPU_WORKERS", workers)
     monkeypatch.setattr(engine, "STREAM_BLOCK", 1000)
@@ -256,7 +262,15 @@ def test_streamed_merge_runs_chunks_on_several_threads(trio, tmp_path, monkeypat
         threshold_threads.add(threading.current_thread().name.split("_")[0])
         return original_threshold(*args)
 
+    original_kernel = kernels.ties_two_models
+
+    def spy_kernel(base, inputs, is_task_vector, trims, offset, out, *args):
+        with lock:
+            seen.append((threading.current_thread().name, offset, base.numel()))
+        return original_kernel(base, inputs, is_task_vector, trims, offset, out, *args)
+
     monkeypatch.setattr(engine, "ties_merge_chunk", spy)
+    monkeypatch.setattr(kernels, "ties_two_models", spy_kernel)
     monkeypatch.setattr(engine, "magnitude_threshold", spy_threshold)
     base, sft, ct = trio
     merge(_ties(base, sft, ct), tmp_path / "m", device="cpu", progress=False)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from lrmerge.merge.checkpoint import CheckpointReader, ShardedWriter, check_same_architecture, copy_side_files, resolve_device
 from lrmerge.merge.config import MergeConfig, ResolvedMerge, load_config
 from lrmerge.merge.methods import get_method
+from lrmerge.merge import kernels
 from lrmerge.merge.primitives import (CPU_CHUNK, Threshold, TiesMasks, closed_form, global_threshold, kept_count,
                                      magnitude_keys, magnitude_threshold, sample_positions, serial_cpu,
                                      task_vector, threshold_mask, ties_merge_chunk)
@@ -131,6 +132,8 @@ class _StreamedTies:
         self.n_models = len(readers) - 1
         closed = closed_form(plan.weights, plan.options.get("election", "sum"))
         self.chunk = CPU_CHUNK if closed else CPU_CHUNK // self.n_models
+        # the compiled one-pass kernel for the paper's case (two unit-weight models, sum election) on CPU
+        self.fused = self.on_cpu and closed and self.n_models == 2 and kernels.available()
         self.checked: set[tuple[int, int]] = set()  # (reader index, block start) already checked for NaN / inf
         self.cached: dict[int, Tensor] = {}  # model index -> its flat float32 task vector of this tensor
         self.trims: list[Threshold | None] = []
@@ -176,6 +179,12 @@ class _StreamedTies:
 
     def _merge_range(self, a: int, base_block: Tensor, inputs: list[Tensor | None], out: Tensor, lo: int, hi: int):
         """Chunks [lo, hi) of the block starting at flat index a into out[lo:hi]."""
+        if self.fused:
+            values = [self.cached[i][a + lo:a + hi] if i in self.cached else inputs[i][lo:hi] for i in range(2)]
+            kernels.ties_two_models(base_block[lo:hi], values, [i in self.cached for i in range(2)], self.trims,
+                                    a + lo, out[lo:hi], self.options.get("normalize", True),
+                                    self.options.get("lambda_", 1.0))
+            return
         for c, d in _blocks(hi, self.chunk if self.on_cpu else max(hi - lo, 1), start=lo):
             given = [self.cached[i][a + c:a + d] if i in self.cached else None for i in range(self.n_models)]
             ties_merge_chunk(base_block[c:d], [None if t is None else t[c:d] for t in inputs], self.weights,

@@ -15,7 +15,9 @@ chunks (one histogram pass when a random sample predicts the threshold's bins, e
 ``ties_merge_chunk`` merges chunk by chunk. On CPU chunks are CPU_CHUNK entries, so every op runs in cache on one
 thread; the paper's case (two unit-weight models) takes a closed form built from min/max and sign-bit selects,
 since torch.where and comparisons cost ten times more per element on CPU. With ``keep_masks`` or a TIES-SV slack
-the full-tensor path below runs (same arithmetic; the tests compare the two bit for bit).
+the full-tensor path below runs (same arithmetic; the tests compare the two bit for bit). Where numba is installed,
+the histograms and the engine's two-model merge run as compiled one-pass loops (``lrmerge.merge.kernels``) with
+exactly the same results.
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def magnitude_threshold(taus: Callable[[], Iterable[Tensor]], k: int, sample: Te
     """
     found = _window_select(taus, k, sample, numel) if sample is not None and numel else None
     if found is None:
-        hist = _histogram(taus, lambda tau: _abs_keys(tau) >> 16, _BINS)  # pass 1
+        hist = _key_histogram(taus, 16, 1, _BINS)  # pass 1: bins of the 16 high bits
         b, above_high = select_bin(hist, k)
         found = _window_select(taus, k, None, None, first_bin=b, n_bins=1)
         assert found is not None, "the stream must yield the same chunks on each call"
@@ -253,23 +255,42 @@ def _window_select(taus: Callable[[], Iterable[Tensor]], k: int, sample: Tensor 
     """One pass over the keys of the 16-bit bins [first_bin, first_bin + n_bins) (from the sample's quantile when
     ``sample`` is given): (threshold key, keys above it, keys equal to it), or None if the k-th is outside."""
     if sample is not None:
-        keys = magnitude_keys(sample).sort(descending=True).values
+        keys = magnitude_keys(sample)
         m = keys.numel()
         rank = k * m / numel
         margin = 4.0 * math.sqrt(m * (k / numel) * (1 - k / numel)) + 16
-        high, low = int(keys[max(int(rank - margin), 0)]), int(keys[min(int(rank + margin), m - 1)])
+
+        def largest(i: int) -> int:  # the i-th largest sampled key (0-based), without sorting the sample
+            return int(torch.kthvalue(keys.cpu(), m - i).values)
+
+        high, low = largest(max(int(rank - margin), 0)), largest(min(int(rank + margin), m - 1))
         first_bin, n_bins = low >> 16, (high >> 16) - (low >> 16) + 1
         if n_bins > _WINDOW:
             return None
     span = n_bins * _BINS
     # keys - (first_bin << 16) + 1 clamped to [0, span + 1]: 0 below the window, span + 1 above it
-    hist = _histogram(taus, lambda tau: torch.sub(_abs_keys(tau), (first_bin << 16) - 1).clamp_(0, span + 1),
-                      span + 2)
+    hist = _key_histogram(taus, 0, first_bin << 16, span + 2)
     above, inside = int(hist[span + 1]), hist[1:span + 1]
     if not above < k <= above + int(inside.sum()):
         return None
     c, above_inside = select_bin(inside, k - above)
     return (first_bin << 16) + c, above + above_inside, int(inside[c])
+
+
+def _key_histogram(taus: Callable[[], Iterable[Tensor]], shift: int, low: int, n_bins: int) -> Tensor:
+    """Histogram (n_bins,) int64 over the stream of bins clamp((key >> shift) - low + 1, 0, n_bins - 1) of the
+    magnitude keys: the compiled kernel (``kernels``) on CPU float32 pieces when available, else bincount."""
+    from lrmerge.merge import kernels
+
+    if kernels.available():
+        hist = torch.zeros(n_bins, dtype=torch.int64)
+        for piece in taus():
+            if piece.device.type != "cpu" or piece.dtype != torch.float32:
+                break  # another device: the torch path for the whole stream
+            kernels.magnitude_histogram(piece, hist, shift, low)
+        else:
+            return hist
+    return _histogram(taus, lambda tau: torch.sub(_abs_keys(tau) >> shift, low - 1).clamp_(0, n_bins - 1), n_bins)
 
 
 def _histogram(taus: Callable[[], Iterable[Tensor]], to_bins: Callable[[Tensor], Tensor], n_bins: int) -> Tensor:
