@@ -43,7 +43,7 @@ def figure3_conflicts(table: pd.DataFrame, ax=None, title: str | None = None):
     ax.set_ylim(0, max(1e-9, float(np.nanmax(sft + ct))) * 1.1)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=1, fontsize="small")  # above the plot, off the data
     if title:
-        ax.set_title(title)
+        ax.set_title(title, pad=30)  # above the two legend rows
     return fig
 
 
