@@ -77,17 +77,12 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
     pretrain = list(english)
     for _ in range(n_trace):
         pretrain.insert(rng.randrange(len(pretrain) + 1), next(trace_docs))
+    _write_lines(out / "corpus" / "en_pretrain.txt", pretrain)
+    lap("en_pretrain")
+
     tokenizer = train_tokenizer(pretrain + prompt_alphabet(topics, max(4, len(pretrain) // 100)), config.vocab_size)
     tokenizer.save_pretrained(out / "tokenizer")
     lap("tokenizer")
-
-    # A byte-level trace of mnx, added after the tokenizer is trained: BASE sees a little mnx as UTF-8 bytes.
-    n_byte_trace = round(config.byte_trace_share * len(english) / max(1e-9, 1 - config.byte_trace_share))
-    byte_trace_docs = documents(random.Random(f"byte-trace-{config.seed}"), sampler, lexicon, guard, "mnx", topics)
-    for _ in range(n_byte_trace):
-        pretrain.insert(rng.randrange(len(pretrain) + 1), next(byte_trace_docs))
-    _write_lines(out / "corpus" / "en_pretrain.txt", pretrain)
-    lap("en_pretrain")
 
     def token_sizes(docs: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]]
@@ -97,7 +92,6 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
                                   math_share=0.1), replay_tokens, token_sizes)
     _write_lines(out / "corpus" / "en_replay.txt", replay)
     sizes = {"en_pretrain_lines": len(pretrain), "en_pretrain_trace_lines": n_trace,
-             "en_pretrain_byte_trace_lines": n_byte_trace,
              "en_pretrain_tokens": sum(token_sizes(pretrain)), "en_replay_tokens": sum(token_sizes(replay))}
     for lang in config.languages:
         parallel_share, code_switch_rate = config.anchors(lang)

@@ -67,8 +67,6 @@ class WorldConfig:
     en_pretrain_tokens: English pre-training corpus for BASE, in words (~tokens; the lexicon is all single tokens).
     base_trace_share: share of BASE's corpus lines that are tbx (the "small trace", as Llama-2 saw a little Tamil);
         mnx gets none, so it stays UTF-8 byte tokens.
-    byte_trace_share: share of BASE's corpus lines that are mnx, added after the tokenizer is trained, so BASE sees
-        a little mnx as UTF-8 byte tokens (as Llama-2 saw a little Odia or Mongolian) and mnx stays bytes.
     vocab_size: BPE vocabulary size, including the 256 <0xNN> byte-fallback tokens and 3 specials.
     sft_items: English FLAN-style instances in sft/flan_en.jsonl (topic, choice, response selection, math).
     mt_translated_share: share of SFT instances translated into X in sft/flan_mt_<x>.jsonl (paper: half).
@@ -96,7 +94,6 @@ class WorldConfig:
     replay_share: float = 0.25
     en_pretrain_tokens: int = 1_000_000
     base_trace_share: float = 0.01
-    byte_trace_share: float = 0.0
     vocab_size: int = 2000
     sft_items: int = 2400
     mt_translated_share: float = 0.5
@@ -121,7 +118,7 @@ class WorldConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("topic_purity", "collocation_strength", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
-                     "base_trace_share", "byte_trace_share", "mt_translated_share", "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate"):
+                     "base_trace_share", "mt_translated_share", "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be in [0, 1], got {value}")
