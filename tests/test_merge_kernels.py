@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lrmerge.merge import kernels, primitives
-from lrmerge.merge.primitives import Threshold, magnitude_keys, ties_merge_chunk
+from lrmerge.merge.primitives import magnitude_keys, ties_merge_chunk
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels off (numba not installed or LRMERGE_KERNELS=0)")
 

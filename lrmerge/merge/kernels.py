@@ -28,7 +28,6 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
 
-
 def available() -> bool:
     """Whether the compiled kernels are used (numba importable and LRMERGE_KERNELS is not 0)."""
     return numba is not None and os.environ.get("LRMERGE_KERNELS", "1") != "0"
