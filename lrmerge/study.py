@@ -212,7 +212,7 @@ def configure_parser(parser) -> None:
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
-    """["name=value", ...] -> {name: value}; a value that is a Python literal (number, bool) is parsed, else kept as text."""
+    """["name=value", ...] -> {name: value}; a Python literal (number, bool) is parsed, anything else kept as text."""
     import ast
 
     overrides = {}

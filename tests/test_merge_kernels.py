@@ -6,7 +6,8 @@ import torch
 from lrmerge.merge import kernels, primitives
 from lrmerge.merge.primitives import magnitude_keys, ties_merge_chunk
 
-pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels off (numba not installed or LRMERGE_KERNELS=0)")
+pytestmark = pytest.mark.skipif(not kernels.available(),
+                                reason="compiled kernels off (numba not installed or LRMERGE_KERNELS=0)")
 
 
 def _values(n, seed, zeros=0.3, ties=True):
@@ -40,7 +41,8 @@ def test_ties_two_models_bit_identical_to_torch(normalize, lambda_, given):
     t1 = torch.sub(f1, base)
     straddled = []
     for k0, k1 in ((n // 5, None), (n // 3, n // 2), (None, None), (n - 7, 11)):
-        trims = [None if k is None else primitives.magnitude_threshold(lambda t=t: iter([t]), k) for k, t in ((k0, t0), (k1, t1))]
+        trims = [None if k is None else primitives.magnitude_threshold(lambda t=t: iter([t]), k)
+                 for k, t in ((k0, t0), (k1, t1))]
         straddled += [t.last_tie != primitives.ALL_TIES for t in trims if t is not None]
         for offset, (a, b) in ((0, (0, n)), (20_000, (20_000, 45_000))):
             expected = ties_merge_chunk(base[a:b], [f0[a:b], f1[a:b]], torch.ones(2), trims, offset,
@@ -78,3 +80,15 @@ def test_engine_uses_kernels_and_matches_the_torch_path(tiny_llama_factory, tmp_
     assert outputs["1"].keys() == outputs["0"].keys()
     for name, tensor in outputs["1"].items():
         assert torch.equal(tensor, outputs["0"][name]), name
+
+
+def test_threshold_stream_mixing_kernel_and_bincount_pieces(monkeypatch):
+    """Pieces the kernel cannot take (here float64; on a GPU, any piece) are counted by bincount in the same pass:
+    the threshold equals the torch-only one."""
+    x = _values(50_000, 5)
+    pieces = [x[:20_000], x[20_000:].double()]
+    k = 12_345
+    with_kernels = primitives.magnitude_threshold(lambda: iter(pieces), k)
+    assert with_kernels == primitives.magnitude_threshold(lambda: iter([x]), k)  # the values are float32-exact
+    monkeypatch.setenv("LRMERGE_KERNELS", "0")
+    assert with_kernels == primitives.magnitude_threshold(lambda: iter(pieces), k)

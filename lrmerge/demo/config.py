@@ -59,8 +59,8 @@ class WorldConfig:
     code_switch_rate: per-word probability that an X corpus sentence keeps the English word (X corpora only).
     parallel_share: share of X corpus lines that are an English sentence followed by its X translation.
     far_language_anchors: per-language overrides of the two knobs above, {lang: (parallel_share,
-        code_switch_rate)}. The far language mnx gets more: with tbx's 0.15 / 0.05 the best TIES merge scored
-        17.7% on the mnx topic test (chance 14.3%); with 0.4 / 0.15, 34.7% (measured, seed 0, 504 items).
+        code_switch_rate)}. The far language mnx gets more: with tbx's 0.15 / 0.05 the best of four TIES merges
+        scored 18.1% on the mnx topic test (chance 14.3%); with 0.4 / 0.15, 34.7% (measured, seed 0, 504 items).
     ct_tokens: CT budget: size of corpus/<x>.txt in BASE-tokenizer tokens (replay is added by training).
     replay_share: share of English replay in CT (0.25 as the paper); training consumes it, the world writes
         corpus/en_replay.txt big enough for it.

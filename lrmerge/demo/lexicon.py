@@ -3,10 +3,10 @@
 tbx words are spelled with Tibetan letters U+0F40..U+0F6C (2-3 letters, each a single token of the base tokenizer),
 mnx words with traditional Mongolian letters U+1820..U+1878 (each letter 3 UTF-8 byte tokens). mnx spells its
 enciphered topic words (the words that carry a sentence's meaning) with one letter each, from letters no other mnx
-word uses, and every other word with two of the remaining letters: a topic word is 3 byte tokens, the rest 6. The tiny
-demo models cannot compose meaning from longer byte strings within the CT budget (measured: with every mnx word
-2 letters, retrieval of English translations stayed at 4-7% top-1 and no merge beat chance); Llama-2 does this for
-Odia or Mongolian words of 10-20 bytes. Loanwords (a share of each topic's content words), names and digits stay in Latin script.
+word uses, and every other word with two of the remaining letters: a topic word is 3 byte tokens, the rest 6, which
+keeps mnx texts short enough for the tiny demo models (measured: word-translation retrieval stays at 4-6% top-1
+either way; with the far language's anchors, `WorldConfig.far_language_anchors`, a TIES merge reaches 34.7% on the
+mnx topic test). Loanwords (a share of each topic's content words), names and digits stay in Latin script.
 Every language's surface vocabulary is suffix-free (no word ends with another whole word), which lets the builder
 guarantee that no eval text is a substring of a training line by checking whole words only.
 """
@@ -60,8 +60,7 @@ NAMES = ["Tom", "Maria", "Ravi", "Chen", "Aisha", "Omar", "Lena", "Kenji", "Nadi
 TBX_LETTERS = [chr(c) for c in range(0x0F40, 0x0F6D) if chr(c).isprintable()]  # Tibetan consonants
 MNX_LETTERS = [chr(c) for c in range(0x1820, 0x1879)]  # traditional Mongolian letters
 SCRIPT_LETTERS = {"tbx": TBX_LETTERS, "mnx": MNX_LETTERS}
-WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 2)}  # letters per enciphered word (mnx: topic words take 1, see below)
-MNX_TOPIC_WORD_LETTERS = 1  # letters of an enciphered mnx topic word (3 byte tokens); other mnx words take 2
+WORD_LENGTHS = {"tbx": (2, 3), "mnx": (2, 2)}  # letters per enciphered word (mnx topic words: 1, see above)
 SENTENCE_END = {"eng": ".", "tbx": "\u0f0d", "mnx": "\u1803"}  # period, Tibetan shad, Mongolian full stop
 # mnx case particles follow their noun, joined by U+202F (narrow no-break space) as in real Mongolian script.
 MNX_PARTICLE_JOINER = "\u202f"

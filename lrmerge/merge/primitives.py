@@ -282,15 +282,18 @@ def _key_histogram(taus: Callable[[], Iterable[Tensor]], shift: int, low: int, n
     magnitude keys: the compiled kernel (``kernels``) on CPU float32 pieces when available, else bincount."""
     from lrmerge.merge import kernels
 
-    if kernels.available():
-        hist = torch.zeros(n_bins, dtype=torch.int64)
-        for piece in taus():
-            if piece.device.type != "cpu" or piece.dtype != torch.float32:
-                break  # another device: the torch path for the whole stream
+    def to_bins(tau: Tensor) -> Tensor:
+        return torch.sub(_abs_keys(tau) >> shift, low - 1).clamp_(0, n_bins - 1)
+
+    if not kernels.available():
+        return _histogram(taus, to_bins, n_bins)
+    hist = torch.zeros(n_bins, dtype=torch.int64)
+    for piece in taus():
+        if piece.device.type == "cpu" and piece.dtype == torch.float32:
             kernels.magnitude_histogram(piece, hist, shift, low)
-        else:
-            return hist
-    return _histogram(taus, lambda tau: torch.sub(_abs_keys(tau) >> shift, low - 1).clamp_(0, n_bins - 1), n_bins)
+        else:  # another device: one bincount of the piece there
+            hist += torch.bincount(to_bins(piece), minlength=n_bins).cpu()
+    return hist
 
 
 def _histogram(taus: Callable[[], Iterable[Tensor]], to_bins: Callable[[Tensor], Tensor], n_bins: int) -> Tensor:
