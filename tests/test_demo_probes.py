@@ -88,12 +88,35 @@ def test_translation_retrieval_perfect_alignment_and_chance(world, monkeypatch):
     corpus_words = {w for line in world.corpus("tbx").read_text(encoding="utf-8").splitlines() for w in line.split()}
     expected = [row for row in rows if row["tbx"] != row["eng"] and row["tbx"] in corpus_words]
     assert 0 < result["n_queries"] == len(expected) < len(rows)
+    n_single = sum(len(tokenizer.tokenize(row["tbx"])) == 1 for row in expected)
+    assert result["single_token_queries"] == n_single
+    assert result["top1_single_token"] in (1.0, None) and result["top1_multi_token"] in (1.0, None)
+
+
+def test_translation_retrieval_splits_top1_by_query_tokenization(world, monkeypatch):
+    """A model that aligns only the words its tokenizer spells as one token: the split shows exactly that."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(world.tokenizer)
+    rows = probes.read_lexicon(world, "tbx")
+    aligned = {row["tbx"]: row["eng"] if len(tokenizer.tokenize(row["tbx"])) == 1 else "unaligned " + row["tbx"]
+               for row in rows}  # every X word carries the language offset; only whole-word ones the translation
+    monkeypatch.setattr(probes, "_load", lambda model_dir: (_AlignedModel(tokenizer, aligned), tokenizer))
+    result = probes.translation_retrieval("unused", world, "tbx")
+    n_single, n = result["single_token_queries"], result["n_queries"]
+    assert 0 < n_single < n  # the quick world's tokenizer spells some tbx words whole, others in pieces
+    assert result["best_layer"] == 1 and result["top1_single_token"] == 1.0
+    assert result["top1_multi_token"] < 0.2
+    expected_top1 = (n_single + result["top1_multi_token"] * (n - n_single)) / n
+    assert result["top1"] == pytest.approx(expected_top1)
 
 
 def test_translation_retrieval_of_base_and_bad_language(world):
     result = probes.translation_retrieval(world.base, world, "mnx")
     assert len(result["per_layer"]) == 3  # embeddings + 2 layers in the quick BASE
     assert all(0.0 <= a <= 1.0 for a in result["per_layer"]) and result["top1"] == max(result["per_layer"])
+    assert result["single_token_queries"] == 0 and result["top1_single_token"] is None  # mnx: bytes only
+    assert result["top1_multi_token"] == result["top1"]
     with pytest.raises(ValueError, match=re.escape(str(world.lexicon))):
         probes.read_lexicon(world, "xyz")
     with pytest.raises(ValueError, match="allowed"):

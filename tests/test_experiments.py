@@ -1,0 +1,50 @@
+"""experiments/retrieval_vs_tokenization.py end to end on the quick world (two vocabulary sizes)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "retrieval_vs_tokenization.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("retrieval_vs_tokenization", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bad_vocab_sizes_are_rejected_naming_the_flag(capsys):
+    script = _load_script()
+    with pytest.raises(SystemExit):
+        script.parse_args(["--vocab-sizes", "2000,big"])
+    assert "--vocab-sizes" in capsys.readouterr().err
+    assert script.parse_args(["--vocab-sizes", "2000,900"]).vocab_sizes == [2000, 900]
+
+
+@pytest.mark.slow
+def test_smaller_vocabulary_spells_fewer_tbx_words_whole(tmp_path):
+    script = _load_script()
+    out = tmp_path / "rvt"
+    assert script.main(["--profile", "quick", "--lang", "tbx", "--vocab-sizes", "1200,600",
+                        "--world-root", str(tmp_path / "worlds"), "--out", str(out)]) == 0
+    with open(out / "retrieval.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["vocab_size"], r["pooling"]) for r in rows] == [("1200", "mean"), ("1200", "last"),
+                                                               ("600", "mean"), ("600", "last")]
+    single = {r["vocab_size"]: int(r["single_token_queries"]) for r in rows}
+    assert single["1200"] > single["600"]  # fewer merges: more tbx words spelled in pieces
+    for r in rows:
+        assert int(r["n_queries"]) > 0 and 0.0 <= float(r["top1"]) <= 1.0
+        assert float(r["top1"]) == pytest.approx(max(json.loads(r["per_layer"])), abs=1e-4)
+    record = json.loads((out / "lrmerge_run.json").read_text())
+    assert record["seed"] == 0 and record["config"]["ct_recipe"]["ct_lr"] == 1e-3
+    assert not list(tmp_path.glob(".rvt.tmp-*"))  # nothing half-written left beside the output
