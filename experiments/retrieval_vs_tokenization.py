@@ -9,8 +9,8 @@ default vocabulary (2000) every tbx word is one whole-word token; with 900, tbx 
 
     python experiments/retrieval_vs_tokenization.py --lang tbx --vocab-sizes 2000,900 [--out runs/experiments/rvt]
 
-Cost on a 2-core CPU: about 5 min per world built (reused afterwards from --world-root) plus 2.5 min of CT and
-probing per row. Writes retrieval.csv and lrmerge_run.json (config, seed, library versions) into --out.
+Cost on a 2-core CPU (measured): about 5 min per demo world built (reused afterwards from --world-root) plus
+2.5 min of CT and probing per vocabulary size. Writes retrieval.csv and lrmerge_run.json (config, seed, library versions) into --out.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lang", choices=("tbx", "mnx"), default="tbx")
     parser.add_argument("--vocab-sizes", default="2000,900", help="comma-separated WorldConfig.vocab_size values")
     parser.add_argument("--profile", choices=("demo", "quick"), default="demo",
-                        help="world and CT recipe profile (quick: a smoke run in about a minute)")
+                        help="world and CT recipe profile (quick: a smoke run, about 20 s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--world-root", default=None, help="parent of the worlds (default: runs/world)")
     parser.add_argument("--out", default="runs/experiments/retrieval_vs_tokenization")

@@ -95,10 +95,11 @@ def retrieval_hits(x_states: torch.Tensor, en_states: torch.Tensor, gold: torch.
 
 def retrieval_accuracy(x_states: torch.Tensor, en_states: torch.Tensor, gold: torch.Tensor) -> list[float]:
     """Per layer: share of queries whose nearest English word is `gold` (see `retrieval_hits`)."""
-    return [float(layer.float().mean()) for layer in retrieval_hits(x_states, en_states, gold)]
+    return [_share(layer) for layer in retrieval_hits(x_states, en_states, gold)]
 
 
 def _share(hits: torch.Tensor) -> float | None:
+    """Share of True in a bool tensor; None when it is empty."""
     return float(hits.float().mean()) if hits.numel() else None
 
 
@@ -138,7 +139,7 @@ def translation_retrieval(model_dir, world, lang: str, pooling: Pooling = "mean"
     model, tokenizer = _load(model_dir)
     hits = retrieval_hits(word_states(model, tokenizer, queries, pooling),
                           word_states(model, tokenizer, english, pooling), torch.tensor(gold))  # (n_layers, n_x)
-    per_layer = [float(layer.float().mean()) for layer in hits]
+    per_layer = [_share(layer) for layer in hits]
     best = max(range(len(per_layer)), key=per_layer.__getitem__)
     single = torch.tensor([len(tokenizer.tokenize(word)) == 1 for word in queries])  # (n_x,)
     return {"top1": per_layer[best], "best_layer": best, "chance": 1.0 / len(english), "n_queries": len(queries),

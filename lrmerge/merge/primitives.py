@@ -285,36 +285,31 @@ def _key_histogram(taus: Callable[[], Iterable[Tensor]], shift: int, low: int, n
     def to_bins(tau: Tensor) -> Tensor:
         return torch.sub(_abs_keys(tau) >> shift, low - 1).clamp_(0, n_bins - 1)
 
-    if not kernels.available():
-        return _histogram(taus, to_bins, n_bins)
+    use_kernel = kernels.available()
     hist = torch.zeros(n_bins, dtype=torch.int64)
     for piece in taus():
-        if piece.device.type == "cpu" and piece.dtype == torch.float32:
+        if use_kernel and piece.device.type == "cpu" and piece.dtype == torch.float32:
             kernels.magnitude_histogram(piece, hist, shift, low)
-        else:  # another device: one bincount of the piece there
-            hist += torch.bincount(to_bins(piece), minlength=n_bins).cpu()
+        else:  # another device or dtype: bincount of the piece where it lives
+            hist += _piece_histogram(piece, to_bins, n_bins)
     return hist
 
 
-def _histogram(taus: Callable[[], Iterable[Tensor]], to_bins: Callable[[Tensor], Tensor], n_bins: int) -> Tensor:
-    """Histogram (n_bins,) int64 of to_bins(chunk) (int32 bin indices) over the stream. On CPU, _GROUP chunks
-    at a time are written into one buffer for one bincount call (which allocates n_bins counters per call)."""
+def _piece_histogram(piece: Tensor, to_bins: Callable[[Tensor], Tensor], n_bins: int) -> Tensor:
+    """Histogram (n_bins,) int64 (on CPU) of to_bins(chunk) (int32 bin indices) over one piece, chunk by chunk.
+    _GROUP chunks at a time are written into one buffer for one bincount call (which allocates n_bins counters)."""
     hist = torch.zeros(n_bins, dtype=torch.int64)
-    for piece in taus():
-        ranges = chunk_ranges(piece)
-        groups = [ranges[i:i + _GROUP] for i in range(0, len(ranges), _GROUP)]
-
-        def count(group: list[tuple[int, int]], piece: Tensor = piece) -> Tensor:
-            start, stop = group[0][0], group[-1][1]
-            if len(group) == 1:
-                return torch.bincount(to_bins(piece[start:stop]), minlength=n_bins).cpu()
+    ranges = chunk_ranges(piece)
+    for i in range(0, len(ranges), _GROUP):
+        group = ranges[i:i + _GROUP]
+        start, stop = group[0][0], group[-1][1]
+        if len(group) == 1:
+            bins = to_bins(piece[start:stop])
+        else:
             bins = torch.empty(stop - start, dtype=torch.int32, device=piece.device)
             for a, b in group:
                 bins[a - start:b - start] = to_bins(piece[a:b])
-            return torch.bincount(bins, minlength=n_bins).cpu()
-
-        for group in groups:
-            hist += count(group)
+        hist += torch.bincount(bins, minlength=n_bins).cpu()
     return hist
 
 
