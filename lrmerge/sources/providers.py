@@ -138,7 +138,8 @@ def load_spec_file(path: str | Path, lang: str) -> SourceSpec:
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{path}: source.{field}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{path}: source.{field}: {message}") from None
     if spec.lang != lang:
         raise ValueError(f"{path}: source.lang is {spec.lang!r} but the study runs {lang!r}")
     return spec
