@@ -140,10 +140,9 @@ def evaluate_models(models: Mapping[str, str | Path], source, split: str = "test
     return pd.concat(frames, ignore_index=True)
 
 
-def dev_evaluator(source, protocols: Sequence[str] = ("loglik", "generate"), limit: int | None = None,
-                  cache_dir: str | Path | None = None, **options):
+def dev_evaluator(source, limit: int | None = None, **options):
     """Evaluator for the merge grid: model folder -> {task: dev accuracy}, multiple-choice tasks by log-likelihood
-    and math by generation (the study's scoring protocol)."""
+    and math by generation (the study's scoring protocol); returns (evaluator, its cache key for the grid)."""
     from lrmerge.eval.runner import evaluate_protocols
 
     specs = study_tasks(source, math_max_new_tokens=options.pop("math_max_new_tokens", None))

@@ -64,3 +64,12 @@ def test_math_is_generation_only(tok_model):
     out = evaluate_task_protocols(model, tokenizer, task_for("mgsm", "eng", max_new_tokens=4), items,
                                   ["loglik", "generate"], 2, torch.device("cpu"), progress=False)
     assert list(out) == ["generate"] and out["generate"].n == 2
+
+
+def test_a_limited_evaluation_spreads_over_a_sorted_file():
+    from lrmerge.eval.runner import spaced_subset
+
+    labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 20  # sorted by label, as SIB-200's test file is
+    picked = spaced_subset(labels, 10)
+    assert len(picked) == 10 and picked.count("a") == 5 and picked.count("b") == 3 and picked.count("c") == 2
+    assert spaced_subset(labels, None) == labels and spaced_subset(labels, 500) == labels

@@ -144,3 +144,25 @@ def test_tokenization_stats_count_byte_tokens(quick_world_source):
     tokenizer = AutoTokenizer.from_pretrained(quick_world_source.base)
     mongolian = tokenization_stats(tokenizer, ["ᠮᠣᠩᠭᠣᠯ ᠪᠢᠴᠢᠭ"])  # never seen by the demo tokenizer: byte fallback
     assert mongolian["byte_token_share"] > 0.9 and mongolian["tokens_per_character"] >= 2.5
+
+
+@needs_shared
+def test_paper_profile_resolution_gets_past_stage_01_with_local_files(tmp_path, quick_world_source, monkeypatch):
+    """The paper provider's spec, each hub input pointed at local files (as a GPU machine's hub download would
+    leave them), resolves: the logic of stage 01 for real languages without the hub."""
+    from lrmerge.sources.spec import EvalSpec, SFTPart
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = provider_spec("paper", "tam").model_copy(update={
+        "base": ModelSpec(path=quick_world_source.base),  # a local model folder in place of Llama-2-7B
+        "ct_corpus": TextSpec(files=[str(SHARED / "sib200" / "tam_Taml" / "train.tsv")], heldout_every=10),
+        "replay_corpus": TextSpec(files=[str(SHARED / "udhr" / "udhr_eng.xml")]),
+        "sft_flan": [SFTPart(kind="gsm8k", source=str(SHARED / "gsm8k"), limit=5)],
+        "sft_mt": provider_spec("real-cpu", "tam", data_dir=SHARED).sft_mt,
+        "eval": EvalSpec(source=str(SHARED), tasks=["sib200"], unavailable={"belebele": "hub only here"}),
+    })
+    source = resolve(spec, tmp_path / "data", tmp_path / "models")
+    assert source.provider == "paper" and source.tasks == ["sib200"]
+    assert source.description["eval_items"]["sib200"] == {"dev": 99, "test": 204}
+    assert source.description["ct_documents"] == 701 - 70 and "tam" in source.heldout
+    assert sum(1 for _ in open(source.sft_flan)) == 5

@@ -170,12 +170,21 @@ def evaluate_task_protocols(model, tokenizer, spec: TaskSpec, items: Sequence[Ev
     return {"loglik": _summarise(spec.name, scored), "generate": _summarise(spec.name, generated)}
 
 
+def spaced_subset(items: Sequence, limit: int | None) -> list:
+    """``limit`` items evenly spaced over the file (benchmark files can be sorted by label: SIB-200's test is), in
+    file order; all items when ``limit`` is None or not smaller."""
+    items = list(items)
+    if not limit or limit >= len(items):
+        return items
+    return [items[(i * len(items)) // limit] for i in range(limit)]
+
+
 def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], protocols: Sequence[str] = PROTOCOLS,
                        split: str = "test", source: str | Path | None = None, batch_size: int = 16,
                        device: str = "auto", lang: str | None = None, cache_dir: str | Path | None = None,
                        limit: int | None = None, progress: bool = True) -> dict[str, EvalResults]:
     """protocol -> EvalResults of a model folder; each (task, protocol) is cached on its own in ``cache_dir``.
-    ``limit``: score the first n items of each task (quick profiles)."""
+    ``limit``: score n items of each task, evenly spaced over the file (quick profiles; `spaced_subset`)."""
     for protocol in protocols:
         if protocol not in MODES:
             raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(MODES)}")
@@ -196,7 +205,7 @@ def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], proto
         if not missing:
             continue
         task_items, labels = _load_items(spec, split, source)
-        task_items = task_items[:limit] if limit else task_items
+        task_items = spaced_subset(task_items, limit)
         if loaded is None:
             loaded = load_model(model, device)
         for p, result in evaluate_task_protocols(*loaded, spec, task_items, missing, batch_size, resolve_device(device),
