@@ -1,4 +1,4 @@
-"""CT under `accelerate launch --cpu --num_processes 2` (gloo): the same tokens seen and checkpoints as one process
+"""CT under `accelerate launch --multi_gpu --num_processes 2` on a CPU (a gloo group): the same tokens seen and checkpoints as one process
 with the same global batch, and a held-out loss within a stated tolerance (the data order differs: each process
 reads its own shard)."""
 

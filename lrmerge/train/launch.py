@@ -2,9 +2,9 @@
 distributed engine: DDP, FSDP or DeepSpeed through an accelerate config file; gloo on CPU with ``--cpu``).
 
 Notebooks call `train(config, launcher=...)`; with ``launcher="accelerate"`` the config is written to
-``<out>/launch_config.yaml`` and ``accelerate launch [--config_file F] [--cpu] --num_processes N -m lrmerge.cli
-train ct|sft --config ...`` runs it; outputs are then read back from the output folder, exactly as the
-single-process run writes them.
+``<out>/launch_config.yaml`` and ``accelerate launch [--config_file F | --multi_gpu] --num_processes N -m
+lrmerge.cli train ct|sft --config ...`` runs it (on a CPU the processes form a gloo group); outputs are then read
+back from the output folder, exactly as the single-process run writes them.
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ LAUNCHERS = ("inline", "accelerate")
 
 def accelerate_command(kind: str, config_file: Path, num_processes: int, accelerate_config: str | None = None,
                        cpu: bool = False) -> list[str]:
+    """The ``accelerate launch`` command line. Several processes go through accelerate's multi-process launcher
+    (torchrun); on a machine without GPUs the Trainer then joins them in a gloo group (``use_cpu``, see
+    `lrmerge.train.engine.training_arguments`). accelerate's own ``--cpu`` flag would start a single process."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
     if accelerate_config:
         command += ["--config_file", str(accelerate_config)]
-    if cpu:
+    elif num_processes > 1:
+        command.append("--multi_gpu")
+    elif cpu:
         command.append("--cpu")
     command += ["--main_process_port", "0", "-m", "lrmerge.cli", "train", kind, "--config", str(config_file)]
     return command
