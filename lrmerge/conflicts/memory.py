@@ -21,7 +21,8 @@ from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
 from lrmerge.conflicts.series import check_same_tensors, checkpoint_labels, ct_tokens_of, normalise_table
 from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.primitives import serial_cpu, task_vector, trim_mask
+from lrmerge.merge.fastpath import serial_cpu
+from lrmerge.merge.primitives import task_vector, trim_mask
 
 DEFAULT_MAX_PARAMS = 50_000_000  # per model; beyond this use the streamed, cached series
 
