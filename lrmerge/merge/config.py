@@ -140,6 +140,8 @@ class MergeConfig(BaseModel):
         options = {("lambda_" if k == "lambda" else k): v for k, v in shared.items() if k != "scope"}
         options.update(extras)
         models = [e.model for e in entries]
+        if self.merge_method == "layer_swap" and len(models) != 2:
+            raise ValueError(f"layer_swap merges exactly two models (task expert, language expert); got {len(models)}")
         for key in ("priority", "outer"):
             if key in options:
                 options[key] = self._priority_index(options[key], models, key)
@@ -148,8 +150,6 @@ class MergeConfig(BaseModel):
         for key in ("bottom", "top"):
             if key in options and options[key] < 0:
                 raise ValueError(f"parameter {key} must be >= 0, got {options[key]}")
-        if self.merge_method == "layer_swap" and len(models) != 2:
-            raise ValueError(f"layer_swap merges exactly two models (task expert, language expert); got {len(models)}")
         return ResolvedMerge(self.merge_method, self.base_model, models, weights, densities,
                              options, shared.get("scope", "per_tensor"), self.dtype, self.out_dtype)
 
