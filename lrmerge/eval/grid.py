@@ -3,9 +3,9 @@
 Candidates are configurations of the merge registry: TIES over the density grid {0.01, 0.2, 0.4, 0.6, 0.8, 1.0} for
 each model (lambda: mergekit's ``normalize``, the paper's self-adaptive scaling), WAVG over a weight grid, TIES-SV over
 a slack sweep at fixed densities; ``method_grid`` builds the grid of ANY registered method (DARE-TIES, breadcrumbs,
-DELLA, layer swapping, ...) from per-parameter value lists, labelled by the method's name. Each candidate's dev scores are cached in ``<work_dir>/scores/<key>.json`` keyed by
-its merge config, the models and the tasks, so an interrupted search resumes where it stopped. Merged weights are
-deleted after scoring unless ``keep_models``.
+DELLA, layer swapping, ...) from per-parameter value lists, labelled by the method's name. Each candidate's dev
+scores are cached in ``<work_dir>/scores/<key>.json`` keyed by its merge config, the models and the tasks, so an
+interrupted search resumes where it stopped. Merged weights are deleted after scoring unless ``keep_models``.
 """
 
 from __future__ import annotations
