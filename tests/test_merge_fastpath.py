@@ -183,3 +183,43 @@ def test_only_plain_ties_and_weighted_sums_take_a_fast_path():
     assert fast_path("ties", ties, [1.0, 0.5], purpose="ledger") is None
     assert fast_path("ties", {**ties, "election": "count"}, [1.0, 1.0], purpose="ledger") is None
     assert fast_path("ties", ties, [1.0, 1.0, 1.0], purpose="ledger") == "ties"
+
+
+ENGINE_CASES = {
+    "ties-paper": ("ties", {}, (1.0, 1.0), (0.2, 1.0)),
+    "ties-unequal-count": ("ties", {"election": "count", "divide": "count", "lambda": 0.8}, (0.6, 1.4), (0.3, 0.5)),
+    "ties-none": ("ties", {"divide": "none"}, (1.0, 1.0), (0.3, 0.7)),
+    "ties_sv-slack0": ("ties_sv", {"slack": 0.0}, (1.0, 1.0), (0.2, 1.0)),
+    "linear": ("linear", {}, (0.3, 0.7), None),
+    "task_arithmetic": ("task_arithmetic", {"lambda": 0.6, "normalize": True}, (0.5, 1.2), None),
+}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("case", sorted(ENGINE_CASES))
+def test_engine_streamed_fast_path_equals_the_registry_reference(case, workers, tiny_llama_factory, tmp_path,
+                                                                  monkeypatch):
+    """The engine's streamed fast path against the same config merged through the registry function (asking for
+    masks forces the reference path), bit for bit, with small blocks and several worker threads."""
+    from safetensors.torch import load_file
+
+    from lrmerge.merge import engine, merge
+
+    base = tiny_llama_factory("base", seed=0)
+    sft, ct = tiny_llama_factory("sft", seed=1, base=base), tiny_llama_factory("ct", seed=2, base=base, scale=0.03)
+    method, params, weights, densities = ENGINE_CASES[case]
+    models = [{"model": str(p), "parameters": {"weight": w, **({"density": d} if densities else {})}}
+              for p, w, d in zip((sft, ct), weights, densities or (None, None))]
+    config = {"merge_method": method, "models": models, "parameters": params, "dtype": "float32"}
+    if get_method(method).needs_base:
+        config["base_model"] = str(base)
+    monkeypatch.setattr(engine, "CPU_WORKERS", workers)
+    monkeypatch.setattr(engine, "STREAM_BLOCK", 1000)
+    fast = load_file(str(merge(config, tmp_path / "fast", device="cpu", progress=False) / "model.safetensors"))
+    seen = []
+    ref_dir = merge(config, tmp_path / "ref", device="cpu", progress=False, collect_masks=lambda *a: seen.append(a))
+    reference = load_file(str(ref_dir / "model.safetensors"))
+    assert set(fast) == set(reference)
+    for name in fast:
+        assert torch.equal(fast[name], reference[name]), name
+    assert bool(seen) == get_method(method).uses_masks  # the reference path ran (and returned masks where it elects)

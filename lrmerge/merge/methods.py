@@ -107,11 +107,16 @@ def general_method(base: Tensor, finetuned: Sequence[Tensor], weights: Sequence[
 def linear(base: Tensor | None, finetuned: Sequence[Tensor], weights: Sequence[float], densities: Sequence[float],
            keep_masks: bool = False, *, spec: MethodSpec | None = None, context: TensorContext | None = None,
            normalize: bool = True) -> tuple[Tensor, None]:
-    """WAVG: sum_i w_i theta_i / sum_i w_i in float32 (base ignored; mergekit's linear)."""
-    w = torch.tensor([float(x) for x in weights], dtype=torch.float32, device=finetuned[0].device)
-    stacked = torch.stack([t.float() for t in finetuned])  # (n_models, *shape)
-    total = (stacked * w.reshape(-1, *([1] * (stacked.dim() - 1)))).sum(0)
-    return (total / w.sum() if normalize else total), None
+    """WAVG: sum_i w_i theta_i / sum_i w_i in float32 (base ignored; mergekit's linear up to rounding order).
+
+    Summed model by model in float32 (((w_0 theta_0 + w_1 theta_1) + ...) / sum_i w_i): elementwise, so the engine's
+    streamed blocks give the same bits, and without a stacked copy of the inputs."""
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float32)  # (n_models,) on CPU: exact Python scalars
+    total = torch.mul(finetuned[0].float(), float(w[0]))
+    scratch = torch.empty_like(total) if len(finetuned) > 1 else None
+    for t, wi in zip(finetuned[1:], w[1:].tolist()):
+        total.add_(torch.mul(t.float(), wi, out=scratch))
+    return (total.div_(float(w.sum())) if normalize else total), None
 
 
 def layer_swap(base: Tensor | None, finetuned: Sequence[Tensor], weights: Sequence[float], densities: Sequence[float],
