@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing, nullcontext
 from pathlib import Path
@@ -110,6 +111,28 @@ def _split(n: int, chunk: int, parts: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + per * chunk, n)) for lo in range(0, n, per * chunk)]
 
 
+class _BufferPool:
+    """Flat float32 CPU buffers reused for the task-vector caches of successive tensors. Fresh memory costs a page
+    fault per 4 KiB on first touch (measured here: about 1.5 s of the 333M-parameter TIES merge's CPU time), so a
+    buffer given back is kept for the next tensor; at most ``keep`` free buffers (the largest) stay held."""
+
+    def __init__(self, keep: int = 2):
+        self.keep, self.free, self.lock = keep, [], threading.Lock()
+
+    def take(self, numel: int) -> Tensor:
+        with self.lock:
+            fits = [b for b in self.free if b.numel() >= numel]
+            if fits:
+                buffer = min(fits, key=Tensor.numel)
+                self.free = [b for b in self.free if b is not buffer]
+                return buffer
+        return torch.empty(numel, dtype=torch.float32)
+
+    def give(self, buffer: Tensor) -> None:
+        with self.lock:
+            self.free = sorted(self.free + [buffer], key=Tensor.numel)[-self.keep:]
+
+
 def _n_layers(readers: list[CheckpointReader], names: list[str]) -> int | None:
     """Number of blocks: config.json's num_hidden_layers (n_layer), else 1 + the largest block index in names."""
     config = readers[0].config
@@ -133,9 +156,12 @@ class _StreamedTies:
     """
 
     def __init__(self, name: str, readers: list[CheckpointReader], widest: int | None, plan: ResolvedMerge,
-                 device: torch.device, kind: str = "ties", spec: MethodSpec | None = None):
+                 device: torch.device, kind: str = "ties", spec: MethodSpec | None = None,
+                 pool: _BufferPool | None = None):
         self.name, self.readers, self.widest, self.plan, self.device = name, readers, widest, plan, device
         self.kind, self.spec = kind, spec
+        self.pool = pool if device.type == "cpu" else None
+        self.buffers: list[Tensor] = []  # pool buffers backing self.cached, given back after write
         self.has_base = spec is None or spec.needs_base
         base = readers[0]
         rows = min(r.shape(name)[0] for r in readers) if widest is not None else None
@@ -168,7 +194,13 @@ class _StreamedTies:
         if i in self.cached:
             yield self.cached[i]
             return
-        keep = torch.empty(self.shared, dtype=torch.float32, device=self.device) if self._fits() else None
+        keep = None
+        if self._fits():
+            if self.pool is not None:
+                self.buffers.append(self.pool.take(self.shared))
+                keep = self.buffers[-1][:self.shared]
+            else:
+                keep = torch.empty(self.shared, dtype=torch.float32, device=self.device)
         for a, b in _blocks(self.shared, self.block):
             yield torch.sub(self.read(i + 1, a, b), self.read(0, a, b), out=keep[a:b] if keep is not None else None)
         if keep is not None:
@@ -259,6 +291,9 @@ class _StreamedTies:
             for a, b in _blocks(extra, self.block, start=self.shared):
                 writer.append(self.name, self.read(self.widest, a, b).to(out_dtype))
         self.cached.clear()  # free the task-vector cache: ``merge`` keeps every job until the end
+        for buffer in self.buffers:
+            self.pool.give(buffer)
+        self.buffers.clear()
 
 
 def _prepared(jobs: list[_StreamedTies]) -> Iterator[_StreamedTies]:
@@ -347,7 +382,8 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
 
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         writer = ShardedWriter(tmp, max_shard_size, layout=layout)
-        jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev, kind, spec)
+        pool = _BufferPool()
+        jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev, kind, spec, pool)
                 for n in names if streamed and readers[0].dtype(n).is_floating_point]
         with serial_cpu(dev) if streamed else nullcontext(), closing(_prepared(jobs)) as ready:
             for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
