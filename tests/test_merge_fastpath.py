@@ -223,3 +223,43 @@ def test_engine_streamed_fast_path_equals_the_registry_reference(case, workers, 
     for name in fast:
         assert torch.equal(fast[name], reference[name]), name
     assert bool(seen) == get_method(method).uses_masks  # the reference path ran (and returned masks where it elects)
+
+
+@pytest.mark.parametrize("method,params", [("ties", {}), ("ties", {"election": "count", "lambda": 0.5}),
+                                           ("ties_sv", {"slack": 0.1})])
+def test_engine_global_scope_with_ties_across_tensors_equals_brute_force(method, params, tmp_path):
+    """scope: global with many exact ties at the whole-model threshold: exactly k kept over the model, ties by
+    lowest index in tensor order (a stable sort of the concatenated task vector)."""
+    from safetensors.torch import load_file
+    from test_conflicts_series import SHAPES, write_model
+
+    from lrmerge.merge import merge
+
+    g = torch.Generator().manual_seed(1)
+    base = {k: torch.randn(s, generator=g) for k, s in SHAPES.items()}
+    tuned = [{k: v + torch.randint(-2, 3, v.shape, generator=g).float() * 0.5 for k, v in base.items()}
+             for _ in range(2)]
+    paths = [write_model(tmp_path / name, t) for name, t in (("base", base), ("a", tuned[0]), ("b", tuned[1]))]
+    config = {"merge_method": method, "base_model": str(paths[0]), "dtype": "float32",
+              "parameters": {"scope": "global", **params},
+              "models": [{"model": str(p), "parameters": {"weight": 1.0, "density": d}}
+                         for p, d in zip(paths[1:], (0.3, 0.6))]}
+    out = load_file(str(merge(config, tmp_path / "out", device="cpu", progress=False) / "model.safetensors"))
+    names = list(load_file(str(paths[0] / "model.safetensors")))  # the stream order: the file's tensor order
+    keeps = []
+    for t, d in zip(tuned, (0.3, 0.6)):
+        flat = torch.cat([(t[n] - base[n]).reshape(-1) for n in names])
+        keep = torch.zeros(flat.numel(), dtype=torch.bool)
+        keep[torch.argsort(flat.abs(), descending=True, stable=True)[:select.kept_count(flat.numel(), d)]] = True
+        keeps.append(keep)
+    start = 0
+    spec = get_method(method)
+    options = {**spec.defaults(), **{("lambda_" if k == "lambda" else k): v for k, v in params.items()}}
+    options.pop("election", None)
+    for n in names:
+        numel = base[n].numel()
+        kept = [k[start:start + numel].reshape(base[n].shape) for k in keeps]
+        start += numel
+        want, _ = general_merge(base[n], [t[n] for t in tuned], [1.0, 1.0], [0.3, 0.6], kept=kept,
+                                consensus=params.get("election", "sum"), **options)
+        assert torch.equal(out[n], want), n

@@ -31,8 +31,7 @@ from lrmerge.merge.fastpath import CHUNK_OPTIONS, closed_form, fast_path, serial
 from lrmerge.merge.methods import MethodSpec, TensorContext, get_method, layer_of, tensor_seeds
 from lrmerge.merge import kernels
 from lrmerge.merge.primitives import TiesMasks, task_vector
-from lrmerge.merge.select import (CPU_CHUNK, Threshold, global_threshold, kept_count, magnitude_keys,
-                                  magnitude_threshold, sample_positions, threshold_mask)
+from lrmerge.merge.select import CPU_CHUNK, Threshold, kept_count, kept_mask, magnitude_threshold, sample_positions
 from lrmerge.runs import atomic_output_dir, config_key, read_run_record, write_run_record
 
 log = logging.getLogger(__name__)
@@ -78,16 +77,23 @@ def _plan(readers: list[CheckpointReader], vocab_policy: str) -> list[str]:
 
 
 def _global_thresholds(base: CheckpointReader, models: list[CheckpointReader], names: list[str],
-                       densities: list[float], device: torch.device) -> list[Threshold]:
+                       densities: list[float], device: torch.device) -> tuple[list[Threshold | None], dict[str, int]]:
+    """Whole-model trim: each model's exact ``Threshold`` over its task vector streamed tensor by tensor (the same
+    ``magnitude_threshold`` as per-tensor trimming, ties by lowest index in stream order), and each float tensor's
+    flat offset in that stream."""
     floats = [n for n in names if base.dtype(n).is_floating_point]
-    total = sum(int(torch.Size(base.shape(n)).numel()) for n in floats)
-    thresholds = []
+    offsets, total = {}, 0
+    for n in floats:
+        offsets[n], total = total, total + int(torch.Size(base.shape(n)).numel())
+    thresholds: list[Threshold | None] = []
     for reader, density in zip(tqdm(models, desc="global trim thresholds"), densities):
+        k = kept_count(total, density)
+
         def stream(reader=reader):
             for n in floats:
-                yield magnitude_keys(task_vector(reader.get(n, device), base.get(n, device)))
-        thresholds.append(global_threshold(stream, kept_count(total, density)))
-    return thresholds
+                yield task_vector(reader.get(n, device), base.get(n, device)).reshape(-1)
+        thresholds.append(None if k >= total else magnitude_threshold(stream, k))
+    return thresholds, offsets
 
 
 def _blocks(numel: int, block: int, start: int = 0) -> list[tuple[int, int]]:
@@ -362,8 +368,7 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     global_trim = plan.scope == "global"
     if global_trim and vocab_policy == "shared_rows":
         raise ValueError("scope: global cannot be combined with vocab_policy='shared_rows'")
-    thresholds = _global_thresholds(base, models, names, plan.densities, dev) if global_trim else []
-    budgets = [t.tie_budget for t in thresholds]
+    thresholds, offsets = _global_thresholds(base, models, names, plan.densities, dev) if global_trim else ([], {})
 
     vocab_rows = {n: [r.shape(n)[0] for r in readers] for n in names if _is_vocab(n)}
     widest = max(range(len(readers)), key=lambda i: max((rows[i] for rows in vocab_rows.values()), default=0))
@@ -400,12 +405,11 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
                 base_t, fts = (shared[0], shared[1:]) if base else (None, shared)
                 options: dict[str, Any] = dict(plan.options)
                 if global_trim:
-                    kept = []
-                    for i, tau in enumerate(task_vector(t, base_t) for t in fts):
-                        mask, used = threshold_mask(magnitude_keys(tau), thresholds[i].key, budgets[i])
-                        budgets[i] -= used
-                        kept.append(mask.reshape(tau.shape))
-                    options["kept"] = kept
+                    taus = [task_vector(t, base_t) for t in fts]
+                    options["kept"] = [torch.ones_like(tau, dtype=torch.bool) if threshold is None else
+                                       kept_mask(tau.reshape(-1), threshold, offsets[name]).reshape(tau.shape)
+                                       for tau, threshold in zip(taus, thresholds)]
+                    del taus
                 if kind == "ties":  # global trim: the chunked TIES with the whole-model masks
                     merged, masks = ties_chunked(base_t, fts, plan.weights, plan.densities, **options), None
                 else:

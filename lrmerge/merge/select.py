@@ -92,7 +92,9 @@ def global_threshold(stream: Callable[[], Iterable[Tensor]], k: int) -> Threshol
     """Exact threshold for the k largest keys over many tensors, from two streamed passes of histograms.
 
     ``stream()`` must yield the key tensors (``magnitude_keys`` / ``order_keys``) in the same order each call;
-    only two (65536,) histograms are held. Ties are then resolved by ``threshold_mask`` in stream order.
+    only two (65536,) histograms are held. Ties are then resolved by ``threshold_mask`` in stream order. For float
+    magnitudes streamed in chunks (trim, per tensor or over a whole model) ``magnitude_threshold`` does the same
+    selection with a sampled first pass and compiled histograms, and records the last kept tie's flat index.
     """
     high = sum((key_histogram(keys).cpu() for keys in stream()), torch.zeros(_BINS, dtype=torch.int64))
     b, above_high = select_bin(high, k)
@@ -115,20 +117,14 @@ def threshold_mask(keys: Tensor, key: int, tie_budget: int) -> tuple[Tensor, int
 
 
 def top_k_mask(keys: Tensor, k: int) -> Tensor:
-    """Flat bool mask of exactly k largest keys, ties at the threshold by lowest flat index."""
+    """Flat bool mask of exactly k largest keys, ties at the threshold by lowest flat index: ``global_threshold``
+    over a one-tensor stream, then ``threshold_mask``."""
     if k >= keys.numel():
         return torch.ones_like(keys, dtype=torch.bool)
     if k <= 0:
         return torch.zeros_like(keys, dtype=torch.bool)
-    b, above_high = select_bin(key_histogram(keys), k)
-    low = key_histogram(keys, b)
-    c, above_low = select_bin(low, k - above_high)
-    key, budget = (b << 16) | c, k - above_high - above_low
-    if int(low[c]) == budget:  # every key equal to the threshold fits: no tie-break needed
-        return keys >= key
-    mask, _ = threshold_mask(keys, key, budget)
-    return mask
-
+    threshold = global_threshold(lambda: iter([keys]), k)
+    return threshold_mask(keys, threshold.key, threshold.tie_budget)[0]
 
 
 # ---------------------------------------------------------------- streamed magnitude selection (chunk by chunk)
