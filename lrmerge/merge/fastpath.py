@@ -23,8 +23,8 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from lrmerge.merge.primitives import (DIVIDES, ELECTIONS, agreement_mask, disjoint_merge, elect_sign,
-                                      _check_choice)
+from lrmerge.merge.primitives import (DIVIDES, ELECTIONS, Divide, Election, _check_choice, agreement_mask,
+                                      disjoint_merge, elect_sign)
 from lrmerge.merge.select import (CPU_CHUNK, Threshold, chunk_ranges, kept_count, magnitude_threshold,
                                   sample_positions, tau_chunks, trim_chunk)
 

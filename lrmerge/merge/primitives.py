@@ -18,10 +18,9 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from lrmerge.merge.select import *  # noqa: F401,F403 (the selection routine, re-exported for older callers)
-from lrmerge.merge.select import (ALL_TIES, CPU_CHUNK, Threshold, _window_select, chunk_ranges, kept_count,  # noqa: F401
-                                  kept_mask, magnitude_keys, magnitude_threshold, order_keys, sample_positions,
-                                  top_k_mask)
+from lrmerge.merge import select
+from lrmerge.merge.select import (chunk_ranges, kept_count, kept_mask, magnitude_threshold, order_keys,
+                                  sample_positions, top_k_mask)
 
 Election = Literal["sum", "count"]
 Divide = Literal["weight_sum", "count", "none"]
@@ -34,9 +33,13 @@ _FAST = ("ties_merge_chunk", "closed_form", "serial_cpu", "ties_chunked", "_two_
 
 
 def __getattr__(name: str):
-    if name in _FAST:  # the fast paths moved to fastpath.py (which imports this module)
+    """Names that moved: the selection routine to select.py, the fast paths to fastpath.py (which imports this
+    module, hence the lazy lookup)."""
+    if name in _FAST:
         from lrmerge.merge import fastpath
         return getattr(fastpath, name)
+    if hasattr(select, name):
+        return getattr(select, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
