@@ -91,6 +91,18 @@ def test_random_masks_same_seed_same_different_seed_different_and_device_free():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(a, single)
+    big = distinct((1000, 1200), 2)  # large enough for torch's parallel reductions: the rescale sums too
+    spec = get_method("dare_ties")
+    fts = [big * 0.5, -big * 0.25 + 0.001]
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            results.append(spec(torch.zeros_like(big), fts, [1.0, 0.8], [0.3, 0.4], context=TensorContext(seeds=(4, 9)),
+                                **spec.defaults())[0])
+        finally:
+            torch.set_num_threads(before)
+    assert torch.equal(*results)
     if torch.cuda.is_available():
         assert torch.equal(a, S.keep_mask(tau.cuda(), 0.3, "random", seed=5).cpu())
     seeds = tensor_seeds(0, "model.layers.0.mlp.up_proj.weight", 2)
@@ -103,7 +115,9 @@ def test_rescale_preserves_l1_exactly_and_expectation(method):
     tau = distinct((100, 100), 4)
     mask = S.keep_mask(tau, 0.3, method, seed=3, epsilon=0.1)
     rescaled = S.apply_mask(tau, mask, rescale=True)
-    assert torch.equal(rescaled, torch.where(mask, tau, 0.0) * (tau.abs().sum() / torch.where(mask, tau, 0.0).abs().sum()))
+    masked = torch.where(mask, tau, 0.0)
+    factor = (tau.abs().double().sum() / masked.abs().double().sum()).float()
+    assert torch.equal(rescaled, masked * factor)
     assert abs(float(rescaled.abs().sum()) - float(tau.abs().sum())) < 1e-3 * float(tau.abs().sum())
     assert torch.equal(rescaled != 0, mask)
     # mergekit's l1 rescale of the same mask gives the same tensor

@@ -7,7 +7,10 @@ the closest valid name (mergekit silently ignores a misspelled ``densty:``). Def
 Extras beyond mergekit: ``election`` (sum|count), ``weighted_election``, ``divide`` (weight_sum|count|none),
 ``scope`` (per_tensor|global, magnitude-trimming methods), for ties_sv ``slack``, ``priority`` (model path or index
 in ``models``), ``slack_of`` (kept|discarded), and for layer_swap ``bottom``, ``top`` (block counts) and ``outer``
-(the language expert: path or index). Per-model ``gamma`` (breadcrumbs) and ``epsilon`` (della) as in mergekit. We always compute in float32; ``dtype`` only sets the default output dtype.
+(the language expert: path or index). Per-model ``gamma`` (breadcrumbs) and ``epsilon`` (della) and the shared
+``rescale`` (sparsifying methods) as in mergekit; ``int8_mask`` is accepted and changes nothing. The random methods
+take their seed from ``merge(..., random_seed=N)`` / ``lrmerge merge --random-seed N`` (mergekit's option), not from
+the YAML. We always compute in float32; ``dtype`` only sets the default output dtype.
 """
 
 from __future__ import annotations

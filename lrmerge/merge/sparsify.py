@@ -10,7 +10,8 @@ the same mask on every device and with any thread count; the mask moves to the t
 mergekit 0.1.5 draws from the global RNG (``torch.bernoulli``): same distribution, different draws.
 
 Rescale (mergekit 0.1.5's ``rescale: true``, ``RescaleNorm.l1``): the kept entries are multiplied by
-||tau||_1 / ||kept||_1 so the L1 mass of the task vector is preserved (skipped when either norm is below 1e-7).
+||tau||_1 / ||kept||_1 so the L1 mass of the task vector is preserved (skipped when either norm is below 1e-7);
+the norms are summed in float64 so the factor is the same whatever the thread count or device.
 """
 
 from __future__ import annotations
@@ -102,10 +103,12 @@ def apply_mask(tau: Tensor, keep: Tensor, rescale: bool = False) -> Tensor:
     masked = torch.where(keep, tau, torch.zeros((), dtype=tau.dtype, device=tau.device))
     if not rescale:
         return masked
-    before, after = tau.abs().sum(), masked.abs().sum()
+    # L1 norms accumulated in float64: the ratio (rounded to float32) then does not depend on the summation order
+    # (thread count, device); mergekit sums in float32 (a difference of about 1e-7 relative)
+    before, after = tau.abs().sum(dtype=torch.float64), masked.abs().sum(dtype=torch.float64)
     if before < RESCALE_EPS or after < RESCALE_EPS:
         return masked
-    return masked * (before / after)
+    return masked * (before / after).to(torch.float32)
 
 
 def expected_kept(numel: int, density: float, method: Sparsifier, gamma: float = 0.01) -> float:
