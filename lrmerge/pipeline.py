@@ -81,6 +81,15 @@ def curve_points(checkpoints: Sequence[str], n_points: int) -> list[str]:
     return [c for c in checkpoints if c in chosen]
 
 
+def merge_model_name(search: str) -> str:
+    """Table 3's row of a merge search: TIES -> TIES-X-flan, WAVG -> WAVG-X-flan, dare_ties -> DARE-TIES-X-flan."""
+    if search in ("TIES", "WAVG"):
+        return f"{search}-X-flan"
+    from lrmerge.merge.methods import get_method
+
+    return f"{get_method(search).pretty or search}-X-flan".replace(" ", "-")
+
+
 def seed_dir(folder: str | Path, seed: int) -> Path:
     return Path(folder) / f"seed-{seed}"
 

@@ -43,7 +43,8 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
     Profile("quick", "demo", {"world_profile": "quick"}, DEMO_LANGUAGES, _DEMO_COMMON, {
         "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16},
         "sft": {"sft_epochs": 1.0, "figure2_points": 2},
-        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7"},
+        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7",
+                    "extra_methods": '{"dare_ties": {"density_sft": [0.5], "density_ct": [1.0]}}'},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.04"},
         "paper": {"update_readme": False},
