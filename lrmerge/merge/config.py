@@ -12,12 +12,15 @@ Extras beyond mergekit: ``election`` (sum|count), ``weighted_election``, ``divid
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from lrmerge.errors import UserError
 
 from lrmerge.merge.methods import get_method
 from lrmerge.merge.primitives import DIVIDES, ELECTIONS, SLACK_OF
@@ -100,8 +103,11 @@ class MergeConfig(BaseModel):
         for key in ("normalize", "weighted_election"):
             if key in shared and not isinstance(shared[key], bool):
                 raise ValueError(f"parameter {key} must be true or false, got {shared[key]!r}")
-        if "lambda" in shared and not isinstance(shared["lambda"], (int, float)):
+        if "lambda" in shared and (isinstance(shared["lambda"], bool) or not isinstance(shared["lambda"], (int, float))):
             raise ValueError(f"parameter lambda must be a number, got {shared['lambda']!r}")
+        for key in ("lambda", "slack"):
+            if isinstance(shared.get(key), float) and not math.isfinite(shared[key]):
+                raise ValueError(f"parameter {key} must be a finite number, got {shared[key]!r}")
 
         weights, densities = [], []
         for entry in entries:
@@ -114,6 +120,8 @@ class MergeConfig(BaseModel):
                     raise ValueError(f"{where}: {name} is required for {self.merge_method}")
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"{where}: {name} must be a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
                 values[name] = float(value)
             if "density" in values and not 0.0 < values["density"] <= 1.0:
                 raise ValueError(f"{where}: density must be in (0, 1], got {values['density']}")
@@ -122,6 +130,14 @@ class MergeConfig(BaseModel):
             weights.append(values["weight"])
             densities.append(values.get("density", 1.0))
 
+        if all(w == 0 for w in weights):
+            raise ValueError(f"every model weight is 0: the {self.merge_method} merge would return "
+                             f"{'base_model unchanged' if spec.needs_base else 'an all-zero model'}; give a model a "
+                             "non-zero weight")
+        divides_by_sum = shared.get("normalize") and not spec.uses_masks  # linear / task_arithmetic with normalize
+        if divides_by_sum and abs(sum(weights)) < 1e-12:
+            raise ValueError(f"the model weights {weights} sum to 0 and normalize: true divides by that sum; change a "
+                             "weight or set normalize: false")
         options = {("lambda_" if k == "lambda" else k): v for k, v in shared.items() if k != "scope"}
         if "priority" in options:
             options["priority"] = self._priority_index(options["priority"], [e.model for e in entries])
@@ -156,17 +172,37 @@ class ResolvedMerge:
     out_dtype: str | None
 
 
+def _plain(error: ValidationError) -> str:
+    """pydantic's first error as one line: ``<field path>: <our message>`` (no "1 validation error ... Value error")."""
+    first = error.errors()[0]
+    inner = (first.get("ctx") or {}).get("error")
+    message = str(inner) if inner is not None else first.get("msg", str(error))
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
 def load_config(config: "MergeConfig | dict | str | Path") -> MergeConfig:
-    """A MergeConfig from an object, a dict or a YAML path (errors name the file)."""
+    """A MergeConfig from an object, a dict or a YAML path (errors name the file and the field)."""
     if isinstance(config, MergeConfig):
         return config
     if isinstance(config, dict):
-        return MergeConfig.model_validate(config)
+        try:
+            return MergeConfig.model_validate(config)
+        except ValidationError as error:
+            raise UserError(f"merge config: {_plain(error)}") from error
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"merge config not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+    try:
         return MergeConfig.model_validate(data)
-    except (ValueError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: {error}") from error
+    except ValidationError as error:
+        raise UserError(f"{path}: {_plain(error)}") from error
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from error
