@@ -2,27 +2,43 @@
 
 Each stage is one notebook in ``notebooks/``. For every language, stages run in order; the executed copy and the
 stage's outputs go to ``runs/<lang>/<stage>/``. A stage whose completion record matches the same parameters, the same
-notebook and the same upstream stages is skipped (resume). The first failing stage stops the run and its failing cell
-is shown. Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the languages.
+notebook and the same keys of the stages it reads (``Stage.reads``, not every earlier stage) is skipped (resume),
+provided its ``outputs.json`` is there. The first failing stage stops the run and its failing cell is shown.
+Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the languages.
+
+Reliability: one run at a time per run folder (a lock file, ``.lrmerge-study.lock``); a rerun stage builds into a
+fresh folder while the old one waits aside, and the old one comes back if the new run fails or is killed (a failed
+attempt is kept in ``<stage>.failed/`` for inspection); ``--set`` names and values are checked against the notebooks'
+``parameters`` cells before anything runs. The paper stage exports its figures and tables to ``--export DIR``
+(default ``<root>/exports``), never into the checkout unless asked; README.md is rewritten only with
+``--update-readme``.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import difflib
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
+from lrmerge.errors import UserError
 from lrmerge.profiles import PROFILES, profile_parameters
-from lrmerge.runs import atomic_write_text, config_key, library_versions, runs_root
+from lrmerge.runs import _pid_alive, atomic_write_text, config_key, library_versions, remove_tree, runs_root
 
 COMPLETE = "_stage_complete.json"
 CROSS_LANGUAGE = "all"  # run folder of the cross-language stages: runs/all/<stage>/
+
+
+LOCK_FILE = ".lrmerge-study.lock"
+MANIFEST = "outputs.json"  # lrmerge.pipeline.MANIFEST (not imported: pipeline pulls in pandas)
 
 
 @dataclass(frozen=True)
@@ -30,20 +46,26 @@ class Stage:
     name: str
     notebook: str
     scope: Literal["language", "all"] = "language"
+    # stages whose manifests this one reads (the language's own; a cross-language stage reads every language's,
+    # and "multilingual" from the cross-language folder): a change reruns only the stages that read it
+    reads: tuple[str, ...] = ()
 
 
+_MODELS = ("world", "pretraining", "sft")
 STAGES: tuple[Stage, ...] = (
     Stage("world", "01_world_and_data.ipynb"),
-    Stage("pretraining", "02_continual_pretraining.ipynb"),
-    Stage("sft", "03_sft.ipynb"),
-    Stage("merging", "04_merging.ipynb"),
-    Stage("evaluation", "05_evaluation.ipynb"),
-    Stage("conflicts", "06_sign_conflicts.ipynb"),
-    Stage("ties_sv", "07_ties_sv.ipynb"),
-    Stage("multilingual", "08_multilingual_merge.ipynb", scope="all"),
-    Stage("paper", "09_paper_figures_tables.ipynb", scope="all"),
+    Stage("pretraining", "02_continual_pretraining.ipynb", reads=("world",)),
+    Stage("sft", "03_sft.ipynb", reads=("world", "pretraining")),
+    Stage("merging", "04_merging.ipynb", reads=_MODELS),
+    Stage("evaluation", "05_evaluation.ipynb", reads=(*_MODELS, "merging")),
+    Stage("conflicts", "06_sign_conflicts.ipynb", reads=_MODELS),
+    Stage("ties_sv", "07_ties_sv.ipynb", reads=(*_MODELS, "merging")),
+    Stage("multilingual", "08_multilingual_merge.ipynb", scope="all", reads=(*_MODELS, "merging")),
+    Stage("paper", "09_paper_figures_tables.ipynb", scope="all",
+          reads=("evaluation", "conflicts", "ties_sv", "multilingual")),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
+STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
 def notebooks_dir() -> Path:
@@ -57,10 +79,177 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def declared_parameters(notebook: Path) -> set[str]:
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, tuple[str | None, str]]:
+    """{name: (type name or None when the default is not a plain literal, default text)} of the notebook's
+    ``parameters`` cell (papermill's ``inspect_notebook``; a declared annotation wins over the default's type)."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(notebook)).keys())
+    found = {}
+    for name, info in papermill.inspect_notebook(str(notebook)).items():
+        declared = info.get("inferred_type_name")
+        kind = declared if declared in ("bool", "int", "float", "str") else None
+        if kind is None:
+            try:
+                kind = _TYPES.get(type(ast.literal_eval(info.get("default", ""))))
+            except (ValueError, SyntaxError, TypeError):
+                kind = None
+        found[name] = (kind, str(info.get("default", "")))
+    return found
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    return set(notebook_parameters(notebook))
+
+
+def coerce_parameter(name: str, value: Any, kind: str | None, where: str) -> Any:
+    """``value`` as the notebook's parameter type: text from ``--set`` is parsed with that type (a comma list such as
+    ``0.2`` for a str parameter stays text); a non-text value must already fit. Raises naming the flag."""
+    shown = f"--set {name}={value}"
+    if kind is None:
+        if isinstance(value, str):
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return value
+            return parsed if isinstance(parsed, (int, float, bool, str)) else value
+        return value
+    if kind == "str":
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind == "bool":
+                lowered = text.lower()
+                if lowered in ("true", "1", "yes"):
+                    return True
+                if lowered in ("false", "0", "no"):
+                    return False
+                raise ValueError(text)
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise UserError(f"{shown}: parameter {name} of {where} is {'an' if kind == 'int' else 'a'} {kind}, "
+                            f"{value!r} is not") from None
+    fits = {"bool": isinstance(value, bool), "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+    if not fits:
+        raise UserError(f"{shown}: parameter {name} of {where} is a {kind}, got {type(value).__name__} {value!r}")
+    return float(value) if kind == "float" else value
+
+
+def check_overrides(overrides: dict | None, stages: Sequence[Stage]) -> dict:
+    """Overrides checked against the ``parameters`` cells of ``stages``' notebooks and parsed with their types.
+
+    An unknown name raises with the closest declared one; so does a value the parameter's type cannot take."""
+    if not overrides:
+        return {}
+    declared: dict[str, list[tuple[str, str | None]]] = {}
+    for stage in stages:
+        for name, (kind, _default) in notebook_parameters(notebooks_dir() / stage.notebook).items():
+            declared.setdefault(name, []).append((stage.notebook, kind))
+    checked = {}
+    for name, value in overrides.items():
+        if name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"--set {name}=...: no parameter {name!r} in the parameters cells of the selected stages' "
+                            f"notebooks{hint}")
+        for notebook, kind in declared[name]:
+            checked[name] = coerce_parameter(name, value, kind, notebook)
+    return checked
+
+
+@contextlib.contextmanager
+def run_folder_lock(root: Path) -> Iterator[Path]:
+    """Hold ``<root>/.lrmerge-study.lock`` (one ``lrmerge study`` per run folder; re-entrant in one process)."""
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    real = str(path.resolve())
+    if _HELD.get(real):
+        _HELD[real] += 1
+        try:
+            yield path
+        finally:
+            _HELD[real] -= 1
+        return
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise UserError(f"run folder {root} is in use by another `lrmerge study` (pid {owner}); wait for it to "
+                            "finish or pass another --root") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _HELD[real] = 1
+        try:
+            yield path
+        finally:
+            _HELD.pop(real, None)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+_HELD: dict[str, int] = {}
+
+
+def _aside_name(folder: Path) -> Path:
+    return folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _is_complete(folder: Path, key: str | None = None) -> bool:
+    """The completion record is there (with ``key`` when given) and so is the stage's outputs.json."""
+    record = folder / COMPLETE
+    if not (record.exists() and (folder / MANIFEST).exists()):
+        return False
+    if key is None:
+        return True
+    try:
+        return json.loads(record.read_text()).get("key") == key
+    except ValueError:
+        return False
+
+
+def _keep_failed(folder: Path) -> Path:
+    failed = folder.with_name(f"{folder.name}.failed")
+    remove_tree(failed)
+    if folder.exists():
+        folder.rename(failed)
+    return failed
+
+
+def recover_stage_folder(folder: Path) -> None:
+    """After a killed run: the old outputs that waited aside come back unless the new folder is complete."""
+    for aside in sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []:
+        pid = aside.name.split(".old-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            continue
+        if _is_complete(folder):
+            remove_tree(aside)
+        else:
+            _keep_failed(folder)
+            aside.rename(folder)
+
+
+def stage_key(root: Path, lang: str, stage: Stage) -> str | None:
+    """The key in a stage's completion record on disk (None when it has not completed)."""
+    folder = stage_folder(lang, stage, root)
+    if not _is_complete(folder):
+        return None
+    try:
+        return json.loads((folder / COMPLETE).read_text()).get("key")
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -86,15 +275,22 @@ def run_stage(
     upstream_key: str,
     kernel_name: str | None = None,
     overrides: dict | None = None,
+    *,
+    export_dir: str | Path | None = None,
+    update_readme: bool = False,
 ) -> tuple[StageResult, str]:
-    """Execute one stage notebook unless its completion record already matches; returns (result, stage key)."""
+    """Execute one stage notebook unless its completion record already matches; returns (result, stage key).
+
+    ``upstream_key`` identifies what the stage reads (``run_study`` derives it from ``stage.reads``)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    root = Path(root).resolve()
     notebook = notebooks_dir() / stage.notebook
     if not notebook.exists():
         raise FileNotFoundError(f"stage {stage.name!r}: notebook not found: {notebook}")
     folder = stage_folder(lang, stage, root)
+    export = Path(export_dir).resolve() if export_dir else root / "exports"
     offered = profile_parameters(profile, stage.name)
     offered.update(
         lang=lang if stage.scope == "language" else CROSS_LANGUAGE,
@@ -102,41 +298,72 @@ def run_stage(
         profile=profile,
         run_root=str(root),
         out_dir=str(folder),
+        figures_dir=str(export / "figures"),
+        tables_dir=str(export / "tables"),
+        update_readme=bool(update_readme),
     )
-    offered.update(overrides or {})
-    declared = declared_parameters(notebook)
+    declared = notebook_parameters(notebook)
+    for name, value in (overrides or {}).items():  # run_study has checked the names against every selected stage
+        if name in declared:
+            offered[name] = coerce_parameter(name, value, declared[name][0], stage.notebook)
     parameters = {name: value for name, value in offered.items() if name in declared}
     key = config_key({"parameters": parameters, "notebook": _file_digest(notebook), "upstream": upstream_key})
-    record_path = folder / COMPLETE
-    if record_path.exists() and json.loads(record_path.read_text()).get("key") == key:
-        return StageResult(lang, stage.name, "skipped", 0.0, folder, "complete for the same parameters"), key
 
-    if folder.exists():  # stale or partial outputs of an earlier run: start clean
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    executed = folder / stage.notebook
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=parameters,
-            kernel_name=kernel_name or "python3",
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
-    except PapermillExecutionError as error:
+    with run_folder_lock(root):
+        recover_stage_folder(folder)
+        if _is_complete(folder, key):
+            return StageResult(lang, stage.name, "skipped", 0.0, folder, "complete for the same parameters"), key
+        aside = None
+        if folder.exists():  # earlier outputs wait aside until this run has succeeded
+            aside = _aside_name(folder)
+            folder.rename(aside)
+        folder.mkdir(parents=True)
+        executed = folder / stage.notebook
+        start = time.perf_counter()
+        message = ""
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed),
+                parameters=parameters,
+                kernel_name=kernel_name or "python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+            )
+            if not (folder / MANIFEST).exists():
+                message = (f"stage {stage.name!r} ({lang}) finished without writing {MANIFEST} into {folder}; "
+                           "its notebook must call lrmerge.pipeline.write_manifest(out_dir, ...)")
+        except PapermillExecutionError as error:
+            message = (f"stage {stage.name!r} ({lang}) failed in cell {error.cell_index} "
+                       f"(executed copy: {folder.name}.failed/{stage.notebook}):\n{error.source}\n"
+                       f"{error.ename}: {error.evalue}")
+        except BaseException:  # interrupted (SIGINT / SIGTERM): the old outputs come back
+            _keep_failed(folder)
+            if aside is not None:
+                aside.rename(folder)
+            raise
         seconds = time.perf_counter() - start
-        message = (
-            f"stage {stage.name!r} ({lang}) failed in cell {error.cell_index} "
-            f"(executed copy: {executed}):\n{error.source}\n{error.ename}: {error.evalue}"
-        )
-        return StageResult(lang, stage.name, "failed", seconds, folder, message), key
-    seconds = time.perf_counter() - start
-    record = {"key": key, "stage": stage.name, "lang": lang, "parameters": parameters, "seconds": round(seconds, 2),
-              "versions": library_versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(record_path, json.dumps(record, indent=2, default=str) + "\n")
+        if message:
+            failed = _keep_failed(folder)
+            if aside is not None:
+                aside.rename(folder)  # a failed rerun never destroys completed work
+            return StageResult(lang, stage.name, "failed", seconds, failed, message), key
+        record = {"key": key, "stage": stage.name, "lang": lang, "parameters": parameters,
+                  "seconds": round(seconds, 2), "versions": library_versions(),
+                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write_text(folder / COMPLETE, json.dumps(record, indent=2, default=str) + "\n")
+        if aside is not None:
+            remove_tree(aside)
+        remove_tree(folder.with_name(f"{folder.name}.failed"))
     return StageResult(lang, stage.name, "ran", seconds, folder), key
+
+
+def check_languages(languages: Sequence[str]) -> None:
+    from lrmerge.languages import LANGUAGES
+
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown or not languages:
+        raise UserError(f"--lang: unknown language(s) {unknown or ['(none)']}; known: {', '.join(LANGUAGES)}, or all")
 
 
 def run_study(
@@ -147,44 +374,62 @@ def run_study(
     kernel_name: str | None = None,
     overrides: dict | None = None,
     log=print,
+    *,
+    export_dir: str | Path | None = None,
+    update_readme: bool = False,
 ) -> list[StageResult]:
-    """Run the selected stages for each language, then the cross-language stages. Stops at the first failure."""
+    """Run the selected stages for each language, then the cross-language stages. Stops at the first failure.
+
+    Everything is checked before anything runs: the profile, the stages, the languages and the ``overrides`` (names
+    against the selected notebooks' ``parameters`` cells, values parsed with their types). ``export_dir``: where the
+    paper stage writes figures and tables (default ``<root>/exports``); ``update_readme``: let it rewrite README.md."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     selected = list(stages or STAGE_NAMES)
     unknown = [name for name in selected if name not in STAGE_NAMES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGE_NAMES)}")
-    root = Path(root) if root else runs_root()
+    check_languages(languages)
+    chosen = [stage for stage in STAGES if stage.name in selected]
+    for stage in chosen:
+        if not (notebooks_dir() / stage.notebook).exists():
+            raise FileNotFoundError(f"stage {stage.name!r}: notebook not found: {notebooks_dir() / stage.notebook}")
+    checked = check_overrides(overrides, chosen)
+    root = (Path(root) if root else runs_root()).resolve()
     results: list[StageResult] = []
-    upstream_keys: dict[str, str] = {}
+    keys: dict[tuple[str, str], str | None] = {}  # (lang or "all", stage) -> key of this run or on disk
 
-    def run_one(stage: Stage, lang: str, upstream: str) -> bool:
+    def key_of(lang: str, name: str) -> str | None:
+        if (lang, name) not in keys:
+            keys[lang, name] = stage_key(root, lang, STAGE_BY_NAME[name])
+        return keys[lang, name]
+
+    def upstream(stage: Stage, lang: str) -> str:
+        scopes = [lang] if stage.scope == "language" else list(languages)
+        reads = [[where, name, key_of(where if STAGE_BY_NAME[name].scope == "language" else CROSS_LANGUAGE, name)]
+                 for where in scopes for name in stage.reads]
+        return config_key(reads)
+
+    def run_one(stage: Stage, lang: str) -> bool:
         log(f"[lrmerge study] {lang}: {stage.name} ...")
-        result, key = run_stage(stage, lang, languages, profile, root, upstream, kernel_name, overrides)
+        result, key = run_stage(stage, lang, languages, profile, root, upstream(stage, lang), kernel_name, checked,
+                                export_dir=export_dir, update_readme=update_readme)
         results.append(result)
-        upstream_keys[lang if stage.scope == "language" else CROSS_LANGUAGE] = key
+        keys[lang, stage.name] = key if result.status != "failed" else None
         log(f"[lrmerge study] {lang}: {stage.name} {result.status} ({result.seconds:.1f} s) -> {result.folder}")
         if result.status == "failed":
             log(result.message)
             return False
         return True
 
-    for lang in languages:
-        upstream = ""
-        for stage in STAGES:
-            if stage.scope != "language":
-                continue
-            if stage.name in selected:
-                if not run_one(stage, lang, upstream):
+    with run_folder_lock(root):
+        for lang in languages:
+            for stage in chosen:
+                if stage.scope == "language" and not run_one(stage, lang):
                     return results
-                upstream = upstream_keys[lang]
-    cross_upstream = config_key(sorted(upstream_keys.items()))
-    for stage in STAGES:
-        if stage.scope == "all" and stage.name in selected:
-            if not run_one(stage, CROSS_LANGUAGE, cross_upstream):
+        for stage in chosen:
+            if stage.scope == "all" and not run_one(stage, CROSS_LANGUAGE):
                 return results
-            cross_upstream = upstream_keys[CROSS_LANGUAGE]
     return results
 
 
@@ -208,18 +453,26 @@ def configure_parser(parser) -> None:
     parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a notebook parameter for every stage that declares it, e.g. "
-                             "--set ties_densities=0.01,0.2,0.4,0.6,0.8,1.0 (repeatable; Python literals are parsed)")
+                             "--set ties_densities=0.01,0.2,0.4,0.6,0.8,1.0 (repeatable; checked against the "
+                             "notebooks' parameters cells and parsed with the parameter's type)")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="where the paper stage writes figures/ and tables/ (default: <root>/exports; "
+                             "`make study` passes the checkout, .)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="let the paper stage rewrite the results section of README.md")
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
-    """["name=value", ...] -> {name: value}; a Python literal (number, bool) is parsed, anything else kept as text."""
-    import ast
-
+def parse_overrides(items: Sequence[str], literal: bool = True) -> dict:
+    """["name=value", ...] -> {name: value}; a Python literal (number, bool) is parsed, anything else kept as text.
+    ``literal=False`` keeps every value as text (``run_study`` then parses it with the notebook parameter's type)."""
     overrides = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
-            raise ValueError(f"--set {item!r}: expected NAME=VALUE with NAME a notebook parameter name")
+            raise UserError(f"--set {item!r}: expected NAME=VALUE with NAME a notebook parameter name")
+        if not literal:
+            overrides[name.strip()] = text
+            continue
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -236,6 +489,7 @@ def run(args) -> int:
         from lrmerge.languages import DEMO_LANGUAGES
 
         languages = list(DEMO_LANGUAGES)
+    check_languages(languages)
     if args.profile == "paper":
         try:
             for lang in languages:
@@ -243,14 +497,11 @@ def run(args) -> int:
         except RealRunUnavailable as error:
             print(f"lrmerge study: {error}", file=sys.stderr)
             return 3
-    try:
-        overrides = parse_overrides(args.overrides)
-    except ValueError as error:
-        print(f"lrmerge study: {error}", file=sys.stderr)
-        return 2
+    overrides = parse_overrides(args.overrides, literal=False)
     start = time.perf_counter()
     results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel,
-                        overrides)
+                        overrides, export_dir=Path(args.export).resolve() if args.export else None,
+                        update_readme=args.update_readme)
     print()
     print(summary_table(results))
     print(f"\nwall time: {time.perf_counter() - start:.1f} s")
