@@ -30,14 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lrmerge.errors import USER_ERRORS, one_line, want_traceback
+    from lrmerge.errors import one_line, user_errors, want_traceback
 
     argv = list(sys.argv[1:] if argv is None else argv)
     traceback = "--traceback" in argv or want_traceback()
     argv = [a for a in argv if a != "--traceback"]
     try:
         return _main(argv)
-    except USER_ERRORS as error:
+    except Exception as error:  # noqa: BLE001 (re-raised unless it is a user error)
+        if not isinstance(error, user_errors()):
+            raise
         if traceback:
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)

@@ -9,13 +9,37 @@ Set ``LRMERGE_TRACEBACK=1`` or pass ``--traceback`` to see the full trace.
 from __future__ import annotations
 
 import os
+import pickle
+import sys
 
 
 class UserError(ValueError):
     """A problem with the user's input or environment, stated in one line naming the file, field or flag."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, OSError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, OSError, KeyError, pickle.UnpicklingError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """USER_ERRORS plus the parse errors of libraries already imported (YAML, safetensors)."""
+    extra = []
+    if "yaml" in sys.modules:
+        extra.append(sys.modules["yaml"].YAMLError)
+    if "safetensors" in sys.modules and hasattr(sys.modules["safetensors"], "SafetensorError"):
+        extra.append(sys.modules["safetensors"].SafetensorError)
+    return USER_ERRORS + tuple(extra)
+
+
+def plain_validation(error) -> str:
+    """A pydantic ValidationError as one line, ``field: message; field: message`` (our validators' own messages,
+    without pydantic's "N validation errors for ... Value error," wrapping)."""
+    parts = []
+    for item in error.errors():
+        inner = (item.get("ctx") or {}).get("error")
+        message = str(inner) if inner is not None else item.get("msg", "")
+        where = ".".join(str(part) for part in item.get("loc", ()))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or str(error)
 TRACEBACK_ENV = "LRMERGE_TRACEBACK"
 
 

@@ -25,6 +25,7 @@ Mode = Literal["generate", "loglik"]
 MODES: tuple[str, ...] = ("generate", "loglik")
 Continuation = Literal["letter", "text"]
 CONTINUATIONS: tuple[str, ...] = ("letter", "text")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 @dataclass
@@ -69,6 +70,9 @@ def load_model(model_path: str | Path, device: str = "auto", dtype: str = "auto"
     path = Path(model_path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"model folder {path} has no config.json")
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"model folder {path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy "
+                                "the tokenizer files of the model it was trained or merged from")
     target = resolve_device(device)
     torch_dtype = (torch.bfloat16 if target.type == "cuda" else torch.float32) if dtype == "auto" else getattr(torch, dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from lrmerge.errors import UserError
+from lrmerge.errors import UserError, plain_validation
 
 from lrmerge.merge.methods import get_method
 from lrmerge.merge.primitives import DIVIDES, ELECTIONS, SLACK_OF
@@ -172,16 +172,6 @@ class ResolvedMerge:
     out_dtype: str | None
 
 
-def _plain(error: ValidationError) -> str:
-    """pydantic's first error as one line: ``<field path>: <our message>`` (no "1 validation error ... Value error")."""
-    first = error.errors()[0]
-    inner = (first.get("ctx") or {}).get("error")
-    message = str(inner) if inner is not None else first.get("msg", str(error))
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
-
-
 def load_config(config: "MergeConfig | dict | str | Path") -> MergeConfig:
     """A MergeConfig from an object, a dict or a YAML path (errors name the file and the field)."""
     if isinstance(config, MergeConfig):
@@ -190,7 +180,7 @@ def load_config(config: "MergeConfig | dict | str | Path") -> MergeConfig:
         try:
             return MergeConfig.model_validate(config)
         except ValidationError as error:
-            raise UserError(f"merge config: {_plain(error)}") from error
+            raise UserError(f"merge config: {plain_validation(error)}") from error
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"merge config not found: {path}")
@@ -203,6 +193,6 @@ def load_config(config: "MergeConfig | dict | str | Path") -> MergeConfig:
     try:
         return MergeConfig.model_validate(data)
     except ValidationError as error:
-        raise UserError(f"{path}: {_plain(error)}") from error
+        raise UserError(f"{path}: {plain_validation(error)}") from error
     except ValueError as error:
         raise UserError(f"{path}: {error}") from error
