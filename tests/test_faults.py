@@ -328,7 +328,7 @@ def test_reads_rerun_only_the_stages_that_read_a_change(fake_study):
     folder = fake_study / "notebooks"
     names = [s.name for s in study.STAGES if s.scope == "language"]
     study.run_study(["tbx"], "quick", names, root, **QUIET)
-    evaluation = study.STAGE_BY_NAME["evaluation"]
+    evaluation = next(s for s in study.STAGES if s.name == "evaluation")
     write_notebook(folder / evaluation.notebook, BODY, PARAMS + "eval_batch = 8\n")
     again = study.run_study(["tbx"], "quick", names, root, overrides={"eval_batch": 16}, **QUIET)
     ran = [r.stage for r in again if r.status == "ran"]
