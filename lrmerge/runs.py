@@ -95,7 +95,7 @@ def check_not_aliasing(final: str | Path, inputs: Iterable[str | Path], what: st
             raise UserError(f"{what} {final} lies inside the input {given}; choose a folder outside the inputs")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -141,7 +141,7 @@ def sweep_stale(final: str | Path) -> list[Path]:
     for marker in ("tmp", "old"):
         for path in final.parent.glob(f".{glob.escape(final.name)}.{marker}-*"):
             pid = _owner_pid(path.name, marker)
-            if pid is None or not _pid_alive(pid):
+            if pid is None or not pid_alive(pid):
                 remove_tree(path)
                 removed.append(path)
     return removed

@@ -31,7 +31,8 @@ from typing import Any, Iterator, Literal, Sequence
 
 from lrmerge.errors import UserError
 from lrmerge.profiles import PROFILES, profile_parameters
-from lrmerge.runs import _pid_alive, atomic_write_text, config_key, library_versions, remove_tree, runs_root
+from lrmerge.runs import (pid_alive, atomic_write_text, config_key, install_sigterm_cleanup, library_versions,
+                          remove_tree, runs_root)
 
 COMPLETE = "_stage_complete.json"
 CROSS_LANGUAGE = "all"  # run folder of the cross-language stages: runs/all/<stage>/
@@ -232,7 +233,7 @@ def recover_stage_folder(folder: Path) -> None:
     """After a killed run: the old outputs that waited aside come back unless the new folder is complete."""
     for aside in sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []:
         pid = aside.name.split(".old-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+        if pid.isdigit() and pid_alive(int(pid)) and int(pid) != os.getpid():
             continue
         if _is_complete(folder):
             remove_tree(aside)
@@ -422,6 +423,7 @@ def run_study(
             return False
         return True
 
+    install_sigterm_cleanup()  # SIGTERM unwinds like Ctrl-C: a stage being rebuilt gets its old outputs back
     with run_folder_lock(root):
         for lang in languages:
             for stage in chosen:

@@ -472,6 +472,37 @@ def test_case09_interrupted_output_leaves_nothing_a_rerun_does_not_clean(tmp_pat
     assert not _leftovers(tmp_path, "OUT") and (out / "x").read_text() == "ok"
 
 
+SLOW_MERGE = textwrap.dedent("""
+    import json, sys, time
+    from lrmerge.merge import engine
+
+    close = engine.ShardedWriter.close
+
+    def slow_close(self):  # every shard written, the run record not yet: the merge is interrupted here
+        paths = close(self)
+        print("ready", flush=True)
+        time.sleep(60)
+        return paths
+
+    engine.ShardedWriter.close = slow_close
+    engine.merge(json.loads(sys.argv[1]), sys.argv[2], device="cpu", progress=False)
+    """)
+
+
+def test_case09_sigterm_during_a_merge_removes_its_temp_folder(trio, tmp_path):
+    base, sft, ct = trio
+    out = tmp_path / "merged"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_MERGE, json.dumps(_ties(base, sft, ct)), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    tmp = _leftovers(tmp_path, "merged")
+    assert tmp and (tmp[0] / "model.safetensors").exists()  # the complete merge, still in its temp folder
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not out.exists() and not _leftovers(tmp_path, "merged")
+
+
 def test_case09_failed_final_rename_leaves_no_temp_folder(tmp_path, monkeypatch):
     link = tmp_path / "OUT"
     link.symlink_to(tmp_path / "missing")  # a dangling symlink
