@@ -336,7 +336,7 @@ def run_stage(
                            "its notebook must call lrmerge.pipeline.write_manifest(out_dir, ...)")
         except PapermillExecutionError as error:
             message = (f"stage {stage.name!r} ({lang}) failed in cell {error.cell_index} "
-                       f"(executed copy: {folder.name}.failed/{stage.notebook}):\n{error.source}\n"
+                       f"(executed copy: {folder.with_name(folder.name + '.failed') / stage.notebook}):\n{error.source}\n"
                        f"{error.ename}: {error.evalue}")
         except BaseException:  # interrupted (SIGINT / SIGTERM): the old outputs come back
             _keep_failed(folder)
