@@ -133,8 +133,11 @@ class CheckpointReader:
         if self._pickled is not None:
             tensor = self._pickled[name]
         else:
-            with safe_open(self._files[name], "pt", device="cpu") as handle:
-                tensor = handle.get_tensor(name)
+            try:
+                with safe_open(self._files[name], "pt", device="cpu") as handle:
+                    tensor = handle.get_tensor(name)
+            except SafetensorError as error:
+                raise UserError(f"{self._files[name]}: tensor {name!r} is unreadable ({error})") from error
         tensor = tensor.to(device)
         if tensor.is_floating_point():
             if float32:
