@@ -17,29 +17,24 @@ attempt is kept in ``<stage>.failed/`` for inspection); ``--set`` names and valu
 from __future__ import annotations
 
 import ast
-import contextlib
-import difflib
 import hashlib
 import json
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 from lrmerge.errors import UserError
 from lrmerge.profiles import PROFILES, profile_parameters
-from lrmerge.runs import (pid_alive, atomic_write_text, config_key, install_sigterm_cleanup, library_versions,
-                          remove_tree, runs_root)
+from lrmerge.runs import (atomic_write_text, config_key, install_sigterm_cleanup, library_versions, remove_tree,
+                          runs_root)
+from lrmerge.study_folders import (COMPLETE, LOCK_FILE, MANIFEST, aside_name, is_complete, keep_failed,  # noqa: F401
+                                   recover_stage_folder, run_folder_lock)
+from lrmerge.study_params import check_overrides, coerce_parameter, notebook_parameters  # noqa: F401
 
-COMPLETE = "_stage_complete.json"
 CROSS_LANGUAGE = "all"  # run folder of the cross-language stages: runs/all/<stage>/
-
-
-LOCK_FILE = ".lrmerge-study.lock"
-MANIFEST = "outputs.json"  # lrmerge.pipeline.MANIFEST (not imported: pipeline pulls in pandas)
 
 
 @dataclass(frozen=True)
@@ -80,172 +75,10 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
-
-
-def notebook_parameters(notebook: Path) -> dict[str, tuple[str | None, str]]:
-    """{name: (type name or None when the default is not a plain literal, default text)} of the notebook's
-    ``parameters`` cell (papermill's ``inspect_notebook``; a declared annotation wins over the default's type)."""
-    import papermill
-
-    found = {}
-    for name, info in papermill.inspect_notebook(str(notebook)).items():
-        declared = info.get("inferred_type_name")
-        kind = declared if declared in ("bool", "int", "float", "str") else None
-        if kind is None:
-            try:
-                kind = _TYPES.get(type(ast.literal_eval(info.get("default", ""))))
-            except (ValueError, SyntaxError, TypeError):
-                kind = None
-        found[name] = (kind, str(info.get("default", "")))
-    return found
-
-
-def declared_parameters(notebook: Path) -> set[str]:
-    return set(notebook_parameters(notebook))
-
-
-def coerce_parameter(name: str, value: Any, kind: str | None, where: str) -> Any:
-    """``value`` as the notebook's parameter type: text from ``--set`` is parsed with that type (a comma list such as
-    ``0.2`` for a str parameter stays text); a non-text value must already fit. Raises naming the flag."""
-    shown = f"--set {name}={value}"
-    if kind is None:
-        if isinstance(value, str):
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return value
-            return parsed if isinstance(parsed, (int, float, bool, str)) else value
-        return value
-    if kind == "str":
-        return value if isinstance(value, str) else str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if kind == "bool":
-                lowered = text.lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no"):
-                    return False
-                raise ValueError(text)
-            return int(text) if kind == "int" else float(text)
-        except ValueError:
-            raise UserError(f"{shown}: parameter {name} of {where} is {'an' if kind == 'int' else 'a'} {kind}, "
-                            f"{value!r} is not") from None
-    fits = {"bool": isinstance(value, bool), "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
-    if not fits:
-        raise UserError(f"{shown}: parameter {name} of {where} is a {kind}, got {type(value).__name__} {value!r}")
-    return float(value) if kind == "float" else value
-
-
-def check_overrides(overrides: dict | None, stages: Sequence[Stage]) -> dict:
-    """Overrides checked against the ``parameters`` cells of ``stages``' notebooks and parsed with their types.
-
-    An unknown name raises with the closest declared one; so does a value the parameter's type cannot take."""
-    if not overrides:
-        return {}
-    declared: dict[str, list[tuple[str, str | None]]] = {}
-    for stage in stages:
-        for name, (kind, _default) in notebook_parameters(notebooks_dir() / stage.notebook).items():
-            declared.setdefault(name, []).append((stage.notebook, kind))
-    checked = {}
-    for name, value in overrides.items():
-        if name not in declared:
-            close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"--set {name}=...: no parameter {name!r} in the parameters cells of the selected stages' "
-                            f"notebooks{hint}")
-        for notebook, kind in declared[name]:
-            checked[name] = coerce_parameter(name, value, kind, notebook)
-    return checked
-
-
-@contextlib.contextmanager
-def run_folder_lock(root: Path) -> Iterator[Path]:
-    """Hold ``<root>/.lrmerge-study.lock`` (one ``lrmerge study`` per run folder; re-entrant in one process)."""
-    import fcntl
-
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILE
-    real = str(path.resolve())
-    if _HELD.get(real):
-        _HELD[real] += 1
-        try:
-            yield path
-        finally:
-            _HELD[real] -= 1
-        return
-    handle = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            raise UserError(f"run folder {root} is in use by another `lrmerge study` (pid {owner}); wait for it to "
-                            "finish or pass another --root") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        _HELD[real] = 1
-        try:
-            yield path
-        finally:
-            _HELD.pop(real, None)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    finally:
-        handle.close()
-
-
-_HELD: dict[str, int] = {}
-
-
-def _aside_name(folder: Path) -> Path:
-    return folder.with_name(f".{folder.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _is_complete(folder: Path, key: str | None = None) -> bool:
-    """The completion record is there (with ``key`` when given) and so is the stage's outputs.json."""
-    record = folder / COMPLETE
-    if not (record.exists() and (folder / MANIFEST).exists()):
-        return False
-    if key is None:
-        return True
-    try:
-        return json.loads(record.read_text()).get("key") == key
-    except ValueError:
-        return False
-
-
-def _keep_failed(folder: Path) -> Path:
-    failed = folder.with_name(f"{folder.name}.failed")
-    remove_tree(failed)
-    if folder.exists():
-        folder.rename(failed)
-    return failed
-
-
-def recover_stage_folder(folder: Path) -> None:
-    """After a killed run: the old outputs that waited aside come back unless the new folder is complete."""
-    for aside in sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []:
-        pid = aside.name.split(".old-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and pid_alive(int(pid)) and int(pid) != os.getpid():
-            continue
-        if _is_complete(folder):
-            remove_tree(aside)
-        else:
-            _keep_failed(folder)
-            aside.rename(folder)
-
-
 def stage_key(root: Path, lang: str, stage: Stage) -> str | None:
     """The key in a stage's completion record on disk (None when it has not completed)."""
     folder = stage_folder(lang, stage, root)
-    if not _is_complete(folder):
+    if not is_complete(folder):
         return None
     try:
         return json.loads((folder / COMPLETE).read_text()).get("key")
@@ -312,11 +145,11 @@ def run_stage(
 
     with run_folder_lock(root):
         recover_stage_folder(folder)
-        if _is_complete(folder, key):
+        if is_complete(folder, key):
             return StageResult(lang, stage.name, "skipped", 0.0, folder, "complete for the same parameters"), key
         aside = None
         if folder.exists():  # earlier outputs wait aside until this run has succeeded
-            aside = _aside_name(folder)
+            aside = aside_name(folder)
             folder.rename(aside)
         folder.mkdir(parents=True)
         executed = folder / stage.notebook
@@ -339,13 +172,13 @@ def run_stage(
                        f"(executed copy: {folder.with_name(folder.name + '.failed') / stage.notebook}):\n{error.source}\n"
                        f"{error.ename}: {error.evalue}")
         except BaseException:  # interrupted (SIGINT / SIGTERM): the old outputs come back
-            _keep_failed(folder)
+            keep_failed(folder)
             if aside is not None:
                 aside.rename(folder)
             raise
         seconds = time.perf_counter() - start
         if message:
-            failed = _keep_failed(folder)
+            failed = keep_failed(folder)
             if aside is not None:
                 aside.rename(folder)  # a failed rerun never destroys completed work
             return StageResult(lang, stage.name, "failed", seconds, failed, message), key
@@ -395,7 +228,7 @@ def run_study(
     for stage in chosen:
         if not (notebooks_dir() / stage.notebook).exists():
             raise FileNotFoundError(f"stage {stage.name!r}: notebook not found: {notebooks_dir() / stage.notebook}")
-    checked = check_overrides(overrides, chosen)
+    checked = check_overrides(overrides, [notebooks_dir() / stage.notebook for stage in chosen])
     root = (Path(root) if root else runs_root()).resolve()
     results: list[StageResult] = []
     keys: dict[tuple[str, str], str | None] = {}  # (lang or "all", stage) -> key of this run or on disk

@@ -124,7 +124,6 @@ def test_case03_merge_is_not_reused_after_an_input_changed_in_place(trio, tmp_pa
 
 
 def test_case03_eval_cache_is_keyed_on_model_content_not_path(tmp_path, monkeypatch):
-    from lrmerge.data.schema import ClassificationItem  # noqa: F401 (the items are never scored here)
     from lrmerge.eval import runner
     from lrmerge.eval.tasks import tasks_for_language
 
