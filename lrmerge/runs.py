@@ -70,7 +70,7 @@ def _umask() -> int:
     return mask
 
 
-def _respect_umask(path: Path, directory: bool) -> None:
+def respect_umask(path: Path, directory: bool) -> None:
     """mkdtemp / mkstemp create 0700 / 0600; give outputs the modes the user's umask asks for (0755 / 0644)."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
@@ -196,7 +196,7 @@ def atomic_output_dir(final: str | Path, overwrite: bool = False,
     install_sigterm_cleanup()
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
-        _respect_umask(tmp, directory=True)
+        respect_umask(tmp, directory=True)
         yield tmp
         if final.exists() or final.is_symlink():
             trash = final.with_name(f".{final.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}")
@@ -222,7 +222,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        _respect_umask(Path(tmp), directory=False)
+        respect_umask(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

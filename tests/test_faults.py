@@ -568,6 +568,24 @@ def test_case10_outputs_respect_the_umask(tmp_path):
     assert table.stat().st_mode & 0o777 == 0o644
 
 
+def test_case10_figures_respect_the_umask(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lrmerge.plots.style import save_figure
+
+    fig = plt.figure()
+    previous = os.umask(0o022)
+    try:
+        paths = save_figure(fig, "figure2", tmp_path, formats=["png"])
+    finally:
+        os.umask(previous)
+        plt.close(fig)
+    assert [p.stat().st_mode & 0o777 for p in paths] == [0o644]
+
+
 # ------------------------------------------------------------------ 11. exports belong to their run
 
 @pytest.mark.slow
