@@ -657,6 +657,7 @@ def test_user_errors_print_one_line_and_exit_2(trio, tmp_path):
         (["conflicts", "--base", str(base), "--sft", str(sft), "--ct", str(tmp_path / "no_ct"), "--out",
           str(tmp_path / "t.csv"), "--cache-dir", str(tmp_path / "c")], "no_ct"),
         (["train", "ct", "--config", str(train_bad)], "train.yaml"),
+        (["world", "--profile", "quick", "--root", str(typo)], "typo.yaml"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LRMERGE_RUNS": str(tmp_path / "runs")}
     env.pop("LRMERGE_TRACEBACK", None)
