@@ -1,5 +1,6 @@
 # lrmerge: two commands on a fresh machine.
-#   make study   set up .venv, then run the whole study on the embedded demo world (outputs in runs/ and figures/)
+#   make study   set up .venv, then run the whole study on the embedded demo world (outputs in runs/; figures/,
+#                tables/ and README's results section of this checkout are rewritten from it)
 #   make test    set up .venv, then run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,8 +24,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: venv
-	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile $(PROFILE)
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile $(PROFILE) --export . --update-readme
 
+# exports stay under its run folder (runs/exports/): a quick run never replaces the demo's figures and tables
 study-quick: venv
 	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile quick
 

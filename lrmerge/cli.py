@@ -1,6 +1,8 @@
 """The `lrmerge` command. Each subcommand lives in its own module, imported only when used (imports are slow).
 
-A subcommand module exposes ``configure_parser(parser)`` and ``run(args) -> int``.
+A subcommand module exposes ``configure_parser(parser)`` and ``run(args) -> int``. A user error (see
+``lrmerge.errors``) prints ``error: <one line naming the file, field or flag>`` and exits 2; ``--traceback`` (any
+position) or ``LRMERGE_TRACEBACK=1`` shows the full trace instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lrmerge.errors import one_line, user_errors, want_traceback
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in argv or want_traceback()
+    argv = [a for a in argv if a != "--traceback"]
+    try:
+        return _main(argv)
+    except Exception as error:  # noqa: BLE001 (re-raised unless it is a user error)
+        if not isinstance(error, user_errors()):
+            raise
+        if traceback:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if traceback:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     top = build_parser()
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
         top.parse_args(argv)  # prints help or the error naming the allowed commands
@@ -37,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     module_name, help_text = SUBCOMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"lrmerge {name}", description=help_text)
+    parser = argparse.ArgumentParser(prog=f"lrmerge {name}", description=help_text,
+                                     epilog="--traceback: show the full Python trace of an error")
     module.configure_parser(parser)
     args = parser.parse_args(argv[1:])
     return int(module.run(args) or 0)

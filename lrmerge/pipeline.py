@@ -235,8 +235,8 @@ def sft_config(source, stage: str, base_model: str | Path, out_dir: str | Path, 
 
 
 def model_identity(path: str | Path) -> dict:
-    """A model folder's identity for cache keys: resolved path plus size and mtime of its weight files."""
-    folder = Path(path)
-    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    return {"path": str(folder.resolve()),
-            "files": [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]}
+    """A model folder's identity for cache keys: the content hashes of its files (weights, config, tokenizer), not
+    its path, so another model written to the same path never reuses the old one's answers."""
+    from lrmerge.runs import content_identity
+
+    return {"files": content_identity(path)}

@@ -2,26 +2,38 @@
 
 Each stage is one notebook in ``notebooks/``. For every language, stages run in order; the executed copy and the
 stage's outputs go to ``runs/<lang>/<stage>/``. A stage whose completion record matches the same parameters, the same
-notebook and the same upstream stages is skipped (resume). The first failing stage stops the run and its failing cell
-is shown. Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the languages.
+notebook and the same keys of the stages it reads (``Stage.reads``, not every earlier stage) is skipped (resume),
+provided its ``outputs.json`` is there. The first failing stage stops the run and its failing cell is shown.
+Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the languages.
+
+Reliability: one run at a time per run folder (a lock file, ``.lrmerge-study.lock``); a rerun stage builds into a
+fresh folder while the old one waits aside, and the old one comes back if the new run fails or is killed (a failed
+attempt is kept in ``<stage>.failed/`` for inspection); ``--set`` names and values are checked against the notebooks'
+``parameters`` cells before anything runs. The paper stage exports its figures and tables to ``--export DIR``
+(default ``<root>/exports``), never into the checkout unless asked; README.md is rewritten only with
+``--update-readme``.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from lrmerge.errors import UserError
 from lrmerge.profiles import PROFILES, get_profile, profile_parameters
-from lrmerge.runs import atomic_write_text, config_key, library_versions, runs_root
+from lrmerge.runs import (atomic_write_text, config_key, install_sigterm_cleanup, library_versions, remove_tree,
+                          runs_root)
+from lrmerge.study_folders import (COMPLETE, LOCK_FILE, MANIFEST, aside_name, is_complete, keep_failed,  # noqa: F401
+                                   recover_stage_folder, run_folder_lock)
+from lrmerge.study_params import check_overrides, coerce_parameter, notebook_parameters  # noqa: F401
 
-COMPLETE = "_stage_complete.json"
 CROSS_LANGUAGE = "all"  # run folder of the cross-language stages: runs/all/<stage>/
 
 
@@ -30,20 +42,26 @@ class Stage:
     name: str
     notebook: str
     scope: Literal["language", "all"] = "language"
+    # stages whose manifests this one reads (the language's own; a cross-language stage reads every language's,
+    # and "multilingual" from the cross-language folder): a change reruns only the stages that read it
+    reads: tuple[str, ...] = ()
 
 
+_MODELS = ("data", "pretraining", "sft")
 STAGES: tuple[Stage, ...] = (
     Stage("data", "01_data.ipynb"),
-    Stage("pretraining", "02_continual_pretraining.ipynb"),
-    Stage("sft", "03_sft.ipynb"),
-    Stage("merging", "04_merging.ipynb"),
-    Stage("evaluation", "05_evaluation.ipynb"),
-    Stage("conflicts", "06_sign_conflicts.ipynb"),
-    Stage("ties_sv", "07_ties_sv.ipynb"),
-    Stage("multilingual", "08_multilingual_merge.ipynb", scope="all"),
-    Stage("paper", "09_paper_figures_tables.ipynb", scope="all"),
+    Stage("pretraining", "02_continual_pretraining.ipynb", reads=("data",)),
+    Stage("sft", "03_sft.ipynb", reads=("data", "pretraining")),
+    Stage("merging", "04_merging.ipynb", reads=_MODELS),
+    Stage("evaluation", "05_evaluation.ipynb", reads=(*_MODELS, "merging")),
+    Stage("conflicts", "06_sign_conflicts.ipynb", reads=_MODELS),
+    Stage("ties_sv", "07_ties_sv.ipynb", reads=(*_MODELS, "merging")),
+    Stage("multilingual", "08_multilingual_merge.ipynb", scope="all", reads=(*_MODELS, "merging")),
+    Stage("paper", "09_paper_figures_tables.ipynb", scope="all",
+          reads=("data", "evaluation", "conflicts", "ties_sv", "multilingual")),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
+STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
 def notebooks_dir() -> Path:
@@ -57,10 +75,15 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def declared_parameters(notebook: Path) -> set[str]:
-    import papermill
-
-    return set(papermill.inspect_notebook(str(notebook)).keys())
+def stage_key(root: Path, lang: str, stage: Stage) -> str | None:
+    """The key in a stage's completion record on disk (None when it has not completed)."""
+    folder = stage_folder(lang, stage, root)
+    if not is_complete(folder):
+        return None
+    try:
+        return json.loads((folder / COMPLETE).read_text()).get("key")
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -86,15 +109,22 @@ def run_stage(
     upstream_key: str,
     kernel_name: str | None = None,
     overrides: dict | None = None,
+    *,
+    export_dir: str | Path | None = None,
+    update_readme: bool = False,
 ) -> tuple[StageResult, str]:
-    """Execute one stage notebook unless its completion record already matches; returns (result, stage key)."""
+    """Execute one stage notebook unless its completion record already matches; returns (result, stage key).
+
+    ``upstream_key`` identifies what the stage reads (``run_study`` derives it from ``stage.reads``)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    root = Path(root).resolve()
     notebook = notebooks_dir() / stage.notebook
     if not notebook.exists():
         raise FileNotFoundError(f"stage {stage.name!r}: notebook not found: {notebook}")
     folder = stage_folder(lang, stage, root)
+    export = Path(export_dir).resolve() if export_dir else root / "exports"
     offered = profile_parameters(profile, stage.name)
     offered.update(
         lang=lang if stage.scope == "language" else CROSS_LANGUAGE,
@@ -102,43 +132,78 @@ def run_stage(
         profile=profile,
         run_root=str(root),
         out_dir=str(folder),
-        figures_dir=str(root / "exports" / "figures"),
-        tables_dir=str(root / "exports" / "tables"),
+        figures_dir=str(export / "figures"),
+        tables_dir=str(export / "tables"),
+        update_readme=bool(update_readme),
     )
-    offered.update(overrides or {})
-    declared = declared_parameters(notebook)
+    declared = notebook_parameters(notebook)
+    for name, value in (overrides or {}).items():  # run_study has checked the names against every selected stage
+        if name in declared:
+            offered[name] = coerce_parameter(name, value, declared[name][0], stage.notebook)
     parameters = {name: value for name, value in offered.items() if name in declared}
     key = config_key({"parameters": parameters, "notebook": _file_digest(notebook), "upstream": upstream_key})
-    record_path = folder / COMPLETE
-    if record_path.exists() and json.loads(record_path.read_text()).get("key") == key:
-        return StageResult(lang, stage.name, "skipped", 0.0, folder, "complete for the same parameters"), key
 
-    if folder.exists():  # stale or partial outputs of an earlier run: start clean
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    executed = folder / stage.notebook
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(executed),
-            parameters=parameters,
-            kernel_name=kernel_name or "python3",
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
-    except PapermillExecutionError as error:
+    with run_folder_lock(root):
+        recover_stage_folder(folder)
+        if is_complete(folder, key):
+            return StageResult(lang, stage.name, "skipped", 0.0, folder, "complete for the same parameters"), key
+        aside = None
+        if folder.exists():  # earlier outputs wait aside until this run has succeeded
+            aside = aside_name(folder)
+            folder.rename(aside)
+        folder.mkdir(parents=True)
+        executed = folder / stage.notebook
+        start = time.perf_counter()
+        message = ""
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(executed),
+                parameters=parameters,
+                kernel_name=kernel_name or "python3",
+                cwd=str(notebook.parent),
+                progress_bar=False,
+            )
+            if not (folder / MANIFEST).exists():
+                message = (f"stage {stage.name!r} ({lang}) finished without writing {MANIFEST} into {folder}; "
+                           "its notebook must call lrmerge.pipeline.write_manifest(out_dir, ...)")
+        except PapermillExecutionError as error:
+            message = (f"stage {stage.name!r} ({lang}) failed in cell {error.cell_index} "
+                       f"(executed copy: {folder.with_name(folder.name + '.failed') / stage.notebook}):\n{error.source}\n"
+                       f"{error.ename}: {error.evalue}")
+        except BaseException:  # interrupted (SIGINT / SIGTERM): the old outputs come back
+            keep_failed(folder)
+            if aside is not None:
+                aside.rename(folder)
+            raise
         seconds = time.perf_counter() - start
-        message = (
-            f"stage {stage.name!r} ({lang}) failed in cell {error.cell_index} "
-            f"(executed copy: {executed}):\n{error.source}\n{error.ename}: {error.evalue}"
-        )
-        return StageResult(lang, stage.name, "failed", seconds, folder, message), key
-    seconds = time.perf_counter() - start
-    record = {"key": key, "stage": stage.name, "lang": lang, "parameters": parameters, "seconds": round(seconds, 2),
-              "versions": library_versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_text(record_path, json.dumps(record, indent=2, default=str) + "\n")
+        if message:
+            failed = keep_failed(folder)
+            if aside is not None:
+                aside.rename(folder)  # a failed rerun never destroys completed work
+            return StageResult(lang, stage.name, "failed", seconds, failed, message), key
+        record = {"key": key, "stage": stage.name, "lang": lang, "parameters": parameters,
+                  "seconds": round(seconds, 2), "versions": library_versions(),
+                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write_text(folder / COMPLETE, json.dumps(record, indent=2, default=str) + "\n")
+        if aside is not None:
+            remove_tree(aside)
+        remove_tree(folder.with_name(f"{folder.name}.failed"))
     return StageResult(lang, stage.name, "ran", seconds, folder), key
+
+
+def check_languages(languages: Sequence[str], profile: str) -> None:
+    """Every language must be known and served by the profile's data source (checked before anything is built)."""
+    from lrmerge.languages import LANGUAGES
+
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown or not languages:
+        raise UserError(f"--lang: unknown language(s) {unknown or ['(none)']}; known: {', '.join(LANGUAGES)}, or all")
+    served = get_profile(profile).languages
+    other = [lang for lang in languages if lang not in served]
+    if other:
+        raise UserError(f"--lang: {', '.join(other)} not served by profile {profile!r}; its languages: "
+                        f"{', '.join(served)}")
 
 
 def run_study(
@@ -149,53 +214,64 @@ def run_study(
     kernel_name: str | None = None,
     overrides: dict | None = None,
     log=print,
+    *,
+    export_dir: str | Path | None = None,
+    update_readme: bool = False,
 ) -> list[StageResult]:
-    """Run the selected stages for each language, then the cross-language stages. Stops at the first failure."""
-    check_languages(languages, profile)
+    """Run the selected stages for each language, then the cross-language stages. Stops at the first failure.
+
+    Everything is checked before anything runs: the profile, the stages, the languages and the ``overrides`` (names
+    against the selected notebooks' ``parameters`` cells, values parsed with their types). ``export_dir``: where the
+    paper stage writes figures and tables (default ``<root>/exports``); ``update_readme``: let it rewrite README.md."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
     selected = list(stages or STAGE_NAMES)
     unknown = [name for name in selected if name not in STAGE_NAMES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; allowed: {', '.join(STAGE_NAMES)}")
-    root = Path(root) if root else runs_root()
+    check_languages(languages, profile)
+    chosen = [stage for stage in STAGES if stage.name in selected]
+    for stage in chosen:
+        if not (notebooks_dir() / stage.notebook).exists():
+            raise FileNotFoundError(f"stage {stage.name!r}: notebook not found: {notebooks_dir() / stage.notebook}")
+    checked = check_overrides(overrides, [notebooks_dir() / stage.notebook for stage in chosen])
+    root = (Path(root) if root else runs_root()).resolve()
     results: list[StageResult] = []
-    upstream_keys: dict[str, str] = {}
+    keys: dict[tuple[str, str], str | None] = {}  # (lang or "all", stage) -> key of this run or on disk
 
-    def run_one(stage: Stage, lang: str, upstream: str) -> bool:
+    def key_of(lang: str, name: str) -> str | None:
+        if (lang, name) not in keys:
+            keys[lang, name] = stage_key(root, lang, STAGE_BY_NAME[name])
+        return keys[lang, name]
+
+    def upstream(stage: Stage, lang: str) -> str:
+        scopes = [lang] if stage.scope == "language" else list(languages)
+        reads = [[where, name, key_of(where if STAGE_BY_NAME[name].scope == "language" else CROSS_LANGUAGE, name)]
+                 for where in scopes for name in stage.reads]
+        return config_key(reads)
+
+    def run_one(stage: Stage, lang: str) -> bool:
         log(f"[lrmerge study] {lang}: {stage.name} ...")
-        result, key = run_stage(stage, lang, languages, profile, root, upstream, kernel_name, overrides)
+        result, key = run_stage(stage, lang, languages, profile, root, upstream(stage, lang), kernel_name, checked,
+                                export_dir=export_dir, update_readme=update_readme)
         results.append(result)
-        upstream_keys[lang if stage.scope == "language" else CROSS_LANGUAGE] = key
+        keys[lang, stage.name] = key if result.status != "failed" else None
         log(f"[lrmerge study] {lang}: {stage.name} {result.status} ({result.seconds:.1f} s) -> {result.folder}")
         if result.status == "failed":
             log(result.message)
             return False
         return True
 
-    for lang in languages:
-        upstream = ""
-        for stage in STAGES:
-            if stage.scope != "language":
-                continue
-            if stage.name in selected:
-                if not run_one(stage, lang, upstream):
+    install_sigterm_cleanup()  # SIGTERM unwinds like Ctrl-C: a stage being rebuilt gets its old outputs back
+    with run_folder_lock(root):
+        for lang in languages:
+            for stage in chosen:
+                if stage.scope == "language" and not run_one(stage, lang):
                     return results
-                upstream = upstream_keys[lang]
-    cross_upstream = config_key(sorted(upstream_keys.items()))
-    for stage in STAGES:
-        if stage.scope == "all" and stage.name in selected:
-            if not run_one(stage, CROSS_LANGUAGE, cross_upstream):
+        for stage in chosen:
+            if stage.scope == "all" and not run_one(stage, CROSS_LANGUAGE):
                 return results
-            cross_upstream = upstream_keys[CROSS_LANGUAGE]
     return results
-
-
-def check_languages(languages: Sequence[str], profile: str) -> None:
-    """Every language must be one the profile's data source serves (before anything is built)."""
-    served = get_profile(profile).languages
-    unknown = [lang for lang in languages if lang not in served]
-    if unknown:
-        raise ValueError(f"--lang: {', '.join(unknown)} not served by profile {profile!r}; its languages: "
-                         f"{', '.join(served)}")
 
 
 def summary_table(results: Sequence[StageResult]) -> str:
@@ -223,18 +299,26 @@ def configure_parser(parser) -> None:
     parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override a notebook parameter for every stage that declares it, e.g. "
-                             "--set ties_densities=0.01,0.2,0.4,0.6,0.8,1.0 (repeatable; Python literals are parsed)")
+                             "--set ties_densities=0.01,0.2,0.4,0.6,0.8,1.0 (repeatable; checked against the "
+                             "notebooks' parameters cells and parsed with the parameter's type)")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="where the paper stage writes figures/ and tables/ (default: <root>/exports; "
+                             "`make study` passes the checkout, .)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="let the paper stage rewrite the results section of README.md")
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
-    """["name=value", ...] -> {name: value}; a Python literal (number, bool) is parsed, anything else kept as text."""
-    import ast
-
+def parse_overrides(items: Sequence[str], literal: bool = True) -> dict:
+    """["name=value", ...] -> {name: value}; a Python literal (number, bool) is parsed, anything else kept as text.
+    ``literal=False`` keeps every value as text (``run_study`` then parses it with the notebook parameter's type)."""
     overrides = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
-            raise ValueError(f"--set {item!r}: expected NAME=VALUE with NAME a notebook parameter name")
+            raise UserError(f"--set {item!r}: expected NAME=VALUE with NAME a notebook parameter name")
+        if not literal:
+            overrides[name.strip()] = text
+            continue
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -249,11 +333,7 @@ def run(args) -> int:
     languages = list(args.lang)
     if languages == ["all"]:
         languages = list(get_profile(args.profile).languages)
-    try:
-        check_languages(languages, args.profile)
-    except ValueError as error:
-        print(f"lrmerge study: {error}", file=sys.stderr)
-        return 2
+    check_languages(languages, args.profile)
     if args.dry_run:
         from lrmerge.study_plan import format_study_plan
 
@@ -267,14 +347,11 @@ def run(args) -> int:
         except RealRunUnavailable as error:
             print(f"lrmerge study: {error}", file=sys.stderr)
             return 3
-    try:
-        overrides = parse_overrides(args.overrides)
-    except ValueError as error:
-        print(f"lrmerge study: {error}", file=sys.stderr)
-        return 2
+    overrides = parse_overrides(args.overrides, literal=False)
     start = time.perf_counter()
     results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel,
-                        overrides)
+                        overrides, export_dir=Path(args.export).resolve() if args.export else None,
+                        update_readme=args.update_readme)
     print()
     print(summary_table(results))
     print(f"\nwall time: {time.perf_counter() - start:.1f} s")

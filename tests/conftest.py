@@ -1,10 +1,12 @@
 """Shared fixtures: tiny HF Llama checkpoints built in tmp dirs."""
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LRMERGE_CACHE", tempfile.mkdtemp(prefix="lrmerge-cache-"))  # the file-digest memo
 
 
 @pytest.fixture

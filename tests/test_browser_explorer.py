@@ -4,6 +4,7 @@ check the readout and the rendered figure change, keep a screenshot (runs/screen
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,6 +29,53 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def lab_command(port: int, root: Path, token: str) -> list[str]:
+    """JupyterLab on 127.0.0.1 behind a random token (any local process could start a kernel on a tokenless one);
+    --allow-root only where the tests run as root (CI containers)."""
+    if not token:
+        raise ValueError("a JupyterLab token is required")
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", "--ServerApp.password=", f"--ServerApp.root_dir={root}"]
+    return command + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+
+
+def start_lab(tmp_path: Path, root: Path, env: dict) -> tuple[subprocess.Popen, str, str]:
+    """(server, url, token) once the server answers an authenticated status request."""
+    token = secrets.token_urlsafe(24)
+    port = free_port()
+    log = open(tmp_path / "lab.log", "w")
+    server = subprocess.Popen(lab_command(port, root, token), env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/api/status",
+                                                          headers={"Authorization": f"token {token}"}), timeout=2)
+            return server, url, token
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stop_lab(server)
+                raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+
+
+def stop_lab(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels (its own session, started above)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def lab_env(tmp_path: Path) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "LRMERGE_RUNS": str(tmp_path / "runs"),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"), "JUPYTER_DATA_DIR": str(tmp_path / "jdata"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrun"), "IPYTHONDIR": str(tmp_path / "ipython"),
+            "OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture()
 def lab(tmp_path):
     """A JupyterLab server rooted in tmp_path holding a parameterised copy of the notebook; yields its URL."""
@@ -40,41 +88,17 @@ def lab(tmp_path):
     root.mkdir()
     papermill.execute_notebook(str(NOTEBOOK), str(root / "explorer.ipynb"), prepare_only=True,
                                parameters={"synthetic_checkpoints": 3, "out_dir": str(tmp_path / "out"), "device": "cpu"})
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LRMERGE_RUNS": str(tmp_path / "runs"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"), "JUPYTER_DATA_DIR": str(tmp_path / "jdata"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrun"), "IPYTHONDIR": str(tmp_path / "ipython"),
-           "OMP_NUM_THREADS": "1"}
-    port = free_port()
-    log = open(tmp_path / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url, token = start_lab(tmp_path, root, lab_env(tmp_path))
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-                time.sleep(0.5)
-        yield url, tmp_path / "out"
+        yield url, tmp_path / "out", token
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels (its own session, started above)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        stop_lab(server)
 
 
 def test_explorer_slider_changes_the_figure(lab):
     from playwright.sync_api import sync_playwright
 
-    lab, out = lab
+    lab, out, token = lab
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -83,7 +107,7 @@ def test_explorer_slider_changes_the_figure(lab):
                   "--disable-extensions", "--no-first-run"])
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(f"{lab}/lab/workspaces/explorer-test/tree/explorer.ipynb?reset")
+            page.goto(f"{lab}/lab/workspaces/explorer-test/tree/explorer.ipynb?reset&token={token}")
             page.locator(".jp-Notebook:visible").wait_for(timeout=30_000)
             # a fresh JupyterLab may ask which kernel to use (no stored preference in the tmp config dirs)
             select = page.locator(".jp-Dialog button:has-text('Select')")

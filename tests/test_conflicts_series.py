@@ -203,7 +203,7 @@ def test_cli_rejects_bad_device(world, tmp_path):
 
     with pytest.raises(ValueError, match="device='tpu'"):
         main(["conflicts", "--base", str(world["base"]), "--sft", str(world["sft"]), "--ct", str(world["ct"][0]),
-              "--device", "tpu", "--out", str(tmp_path / "t.csv"), "--cache-dir", str(tmp_path / "c")])
+              "--device", "tpu", "--out", str(tmp_path / "t.csv"), "--cache-dir", str(tmp_path / "c"), "--traceback"])
 
 
 def test_resolve_checkpoints_from_glob_folder_or_list_in_token_order(world, tmp_path):

@@ -177,8 +177,9 @@ def test_cli_merge(trio, tmp_path):
     assert (tmp_path / "out" / "model.safetensors").exists()
     assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"]) == 0  # same config: reused
     path.write_text(path.read_text().replace("slack: 0.04", "slack: 0.1"))
-    with pytest.raises(FileExistsError, match="overwrite"):
-        main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"])
+    with pytest.raises(FileExistsError, match="--overwrite"):  # the trace on request
+        main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu", "--traceback"])
+    assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu"]) == 2  # else one line, exit 2
     assert main(["merge", str(path), str(tmp_path / "out"), "--device", "cpu", "--overwrite"]) == 0
 
 

@@ -31,7 +31,8 @@ def fake_study(tmp_path, monkeypatch):
     log = tmp_path / "log.txt"
     body = ("from pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
             f"open({str(log)!r}, 'a').write(f'{{lang}}:{{Path(out_dir).name}}:{{seed}}\\n')\n"
-            "(Path(out_dir) / 'done.txt').write_text('ok')\n")
+            "(Path(out_dir) / 'done.txt').write_text('ok')\n"
+            "(Path(out_dir) / 'outputs.json').write_text('{}')\n")
     for stage in study.STAGES[:3]:
         write_notebook(folder / stage.notebook, body)
     for var in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):

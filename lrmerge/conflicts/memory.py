@@ -19,8 +19,9 @@ from lrmerge.conflicts.chunked import chunked_ledger, fast_path, streamed_ledger
 from lrmerge.conflicts.columns import TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
-from lrmerge.conflicts.series import check_same_tensors, checkpoint_labels, ct_tokens_of, normalise_table
-from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
+from lrmerge.conflicts.inputs import open_checkpoints
+from lrmerge.conflicts.series import ct_tokens_of, normalise_table
+from lrmerge.merge.checkpoint import resolve_device
 from lrmerge.merge.fastpath import serial_cpu
 from lrmerge.merge.primitives import task_vector, trim_mask
 
@@ -35,16 +36,15 @@ class InMemoryLedger:
         if not cts:
             raise ValueError("need at least one CT checkpoint")
         dev = self.device = resolve_device(device)
-        readers = {"base": CheckpointReader(base), "sft": CheckpointReader(sft)}
-        ct_readers = [CheckpointReader(c) for c in cts]
-        names = check_same_tensors(base, readers["base"], [(sft, readers["sft"]), *zip(cts, ct_readers)])
+        base_reader, sft_reader, ct_readers, names, labels = open_checkpoints(base, sft, cts)
+        readers = {"base": base_reader, "sft": sft_reader}
         names = [n for n in names if readers["base"].dtype(n).is_floating_point]
         total = sum(_numel(readers["base"].shape(n)) for n in names)
         if total > max_params:
             raise ValueError(f"{base}: {total:,} parameters exceed max_params={max_params:,} for the in-memory "
                              "ledger; use lrmerge.conflicts.series.conflict_series (streamed, cached)")
         self.names = names
-        self.labels = checkpoint_labels(cts)
+        self.labels = labels
         self.ct_tokens = dict(zip(self.labels, (ct_tokens_of(c) for c in cts)))
         self.where = {name: parse_tensor_name(name) for name in names}
         self.base = {n: readers["base"].get(n, device=dev) for n in names}

@@ -19,18 +19,19 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from lrmerge.conflicts.chunked import fast_path, streamed_ledgers
 from lrmerge.conflicts.columns import LEDGER_FIELDS, TABLE_COLUMNS
+from lrmerge.conflicts.inputs import check_same_tensors, checkpoint_labels, open_checkpoints  # noqa: F401 (re-exported)
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
-from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.methods import get_method, tensor_seeds
+from lrmerge.merge.checkpoint import resolve_device
 from lrmerge.merge.fastpath import serial_cpu
+from lrmerge.merge.methods import get_method, tensor_seeds
 from lrmerge.merge.primitives import task_vector, trim_mask
 from lrmerge.runs import RUN_RECORD, atomic_output_dir, atomic_write_text, config_key, runs_root, write_run_record
 
@@ -130,10 +131,7 @@ def compute_series(
     """Stream every tensor once (no cache). ``partial``: a CSV that rows are appended to per finished tensor and
     that a rerun resumes from."""
     dev = resolve_device(device)
-    base_ckpt, sft_ckpt = CheckpointReader(base), CheckpointReader(sft)
-    ct_ckpts = [CheckpointReader(c) for c in cts]
-    names = check_same_tensors(base, base_ckpt, [(sft, sft_ckpt), *zip(cts, ct_ckpts)])
-    labels = checkpoint_labels(cts)
+    base_ckpt, sft_ckpt, ct_ckpts, names, labels = open_checkpoints(base, sft, cts)
     tokens = [ct_tokens_of(c) for c in cts]
     done, rows = set(), []
     if partial is not None and Path(partial).exists():
@@ -199,28 +197,6 @@ def _tensor_rows(name, base_ckpt, sft_ckpt, cts, dev, density_sft, density_ct, s
                      **led})
         del ct_t, tau_ct, kept_ct
     return rows
-
-
-def check_same_tensors(base_path, base_ckpt, others: Iterable) -> list[str]:
-    """Tensor names of BASE, after checking every other checkpoint has the same names and shapes."""
-    shapes = {name: base_ckpt.shape(name) for name in base_ckpt.names()}
-    for path, ckpt in others:
-        other = {name: ckpt.shape(name) for name in ckpt.names()}
-        missing = sorted(set(shapes) - set(other))
-        if missing:
-            raise ValueError(f"{path}: missing tensor(s) present in base {base_path}: {missing[:5]}")
-        for name, shape in shapes.items():
-            if tuple(other[name]) != tuple(shape):
-                raise ValueError(f"{path}: tensor {name} has shape {tuple(other[name])}, base has {tuple(shape)}")
-    return list(shapes)
-
-
-def checkpoint_labels(cts: Sequence[str | Path]) -> list[str]:
-    """Short unique labels: the folder names, or parent/name when two folders share a name."""
-    names = [Path(c).name for c in cts]
-    if len(set(names)) == len(names):
-        return names
-    return [f"{Path(c).parent.name}/{Path(c).name}" for c in cts]
 
 
 def normalise_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,17 +1,23 @@
 """BASE of the demo world: a tiny LlamaForCausalLM pre-trained on packed English documents with plain AdamW.
 
-One small function on purpose (the lead may route it through `lrmerge.train.ct` later). Resumable: a
-`pretrain_state.pt` in `work_dir` holds model, optimizer and step every `save_every` steps.
+One small function on purpose (the lead may route it through `lrmerge.train.ct` later). Resumable: every
+`save_every` steps `pretrain_state.pt` in `work_dir` holds the model and optimizer state dicts (plain tensors, loaded
+with `torch.load(weights_only=True)`, so a pickle planted in the run folder cannot run code) and
+`pretrain_state.json` the step and the schedule's state.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
 from pathlib import Path
 
 import torch
 
 from lrmerge.demo.config import BaseModelConfig
+from lrmerge.errors import UserError
+from lrmerge.runs import atomic_write_text
 
 
 def pack(tokenizer, documents: list[str], seq_len: int) -> torch.Tensor:
@@ -70,13 +76,19 @@ def _pretrain(documents, tokenizer, config: BaseModelConfig, seed: int, work_dir
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
     state_path = Path(work_dir) / "pretrain_state.pt"
+    progress_path = state_path.with_suffix(".json")
     start = 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        start = state["step"]
+    saved = _load_state(state_path, progress_path)
+    if saved is not None:
+        state, progress_state = saved
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise UserError(f"{state_path}: does not fit this BASE ({type(error).__name__}); delete {work_dir} to "
+                            "restart BASE pre-training") from error
+        schedule.load_state_dict(progress_state["schedule"])
+        start = int(progress_state["step"])
     model.train()
     loss_value = float("nan")
     for step in tqdm(range(start, steps), initial=start, total=steps, desc="BASE pre-training", disable=not progress):
@@ -90,12 +102,30 @@ def _pretrain(documents, tokenizer, config: BaseModelConfig, seed: int, work_dir
         loss_value = loss.item()
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             Path(work_dir).mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "step": step + 1}, state_path)
+            partial = state_path.with_name(f".{state_path.name}.partial")
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1}, partial)
+            partial.replace(state_path)
+            atomic_write_text(progress_path, json.dumps({"step": step + 1, "schedule": schedule.state_dict()}))
     model.eval()
     stats = {"steps": steps, "tokens": steps * config.batch_size * config.seq_len, "final_loss": loss_value,
              "params": sum(p.numel() for p in model.parameters())}
     return model, stats
+
+
+def _load_state(state_path: Path, progress_path: Path):
+    """(tensor state, step and schedule) of the last save, or None when there is none (or only half of one).
+    ``weights_only=True``: a planted pickle raises instead of running."""
+    if not (state_path.exists() and progress_path.exists()):
+        return None
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        progress_state = json.loads(progress_path.read_text())
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError) as error:
+        raise UserError(f"{state_path}: not a pre-training state saved by lrmerge ({type(error).__name__}); delete "
+                        f"{state_path.parent} to restart BASE pre-training") from error
+    if not isinstance(state, dict) or state.get("step") != progress_state.get("step"):
+        return None  # killed between the two writes: start over
+    return state, progress_state
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     specs = tasks_for_language(args.lang, benchmarks)
     out = Path(args.out) if args.out else runs_root() / args.lang / "eval" / Path(args.model).name
     if out.exists() and not args.overwrite:
-        raise SystemExit(f"output folder already exists: {out} (pass --overwrite to replace it)")
+        raise FileExistsError(f"output folder already exists: {out} (pass --overwrite to replace it)")
     parts = out.parent / f".{out.name}.parts"  # finished tasks of an interrupted run; reused on the next call
     results = evaluate(args.model, specs, split=args.split, source=args.source, mode=args.mode,
                        batch_size=args.batch_size, device=args.device, continuation=args.continuation,

@@ -26,6 +26,7 @@ PROTOCOLS: tuple[str, ...] = ("loglik", "generate")  # the study reports both fo
 MODES: tuple[str, ...] = ("generate", "loglik")
 Continuation = Literal["letter", "text"]
 CONTINUATIONS: tuple[str, ...] = ("letter", "text")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 @dataclass
@@ -70,6 +71,9 @@ def load_model(model_path: str | Path, device: str = "auto", dtype: str = "auto"
     path = Path(model_path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"model folder {path} has no config.json")
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"model folder {path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy "
+                                "the tokenizer files of the model it was trained or merged from")
     target = resolve_device(device)
     torch_dtype = (torch.bfloat16 if target.type == "cuda" else torch.float32) if dtype == "auto" else getattr(torch, dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -234,12 +238,17 @@ def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: st
               "mode": mode, "continuation": continuation, "batch_size": batch_size}
     loaded = None
     results: dict[str, TaskResult] = {}
+    model_key = _model_key(model) if cache_dir is not None else None
     for spec in specs:
-        key = config_key({**config, "tasks": spec.name, "batch_size": None, "spec": repr(spec)})
+        key = config_key({**config, "model": model_key, "tasks": spec.name, "batch_size": None, "spec": repr(spec)})
         cached = Path(cache_dir) / f"{spec.name}-{key}.json" if cache_dir is not None else None
         if cached is not None and cached.exists():
             results[spec.name] = TaskResult(**json.loads(cached.read_text()))
             continue
+        if items is not None and spec.name in items:  # the data first: a bad source fails before the model loads
+            task_items, labels = items[spec.name], None
+        else:
+            task_items, labels = _load_items(spec, split, source)
         if loaded is None:
             if isinstance(model, (str, Path)):
                 loaded = load_model(model, device)
@@ -247,15 +256,20 @@ def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: st
                 raise ValueError("pass tokenizer=... with a loaded model")
             else:
                 loaded = (model.to(resolve_device(device)).eval(), tokenizer)
-        if items is not None and spec.name in items:
-            task_items, labels = items[spec.name], None
-        else:
-            task_items, labels = _load_items(spec, split, source)
         results[spec.name] = evaluate_task(*loaded, spec, task_items, mode, batch_size, resolve_device(device),
                                            continuation, progress, labels)
         if cached is not None:
             atomic_write_text(cached, json.dumps(asdict(results[spec.name]), ensure_ascii=False))
     return EvalResults(config, results)
+
+
+def _model_key(model) -> Any:
+    """Cache identity of the evaluated model: its folder's content hashes (never its path alone)."""
+    if isinstance(model, (str, Path)):
+        from lrmerge.pipeline import model_identity
+
+        return model_identity(model)
+    return type(model).__name__
 
 
 def _load_items(spec: TaskSpec, split: str, source) -> tuple[list[EvalItem], tuple[str, ...] | None]:

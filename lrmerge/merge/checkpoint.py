@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
+
+from lrmerge.errors import UserError
 
 SAFE_SINGLE, SAFE_INDEX = "model.safetensors", "model.safetensors.index.json"
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.bin", "model.pt")
@@ -38,6 +40,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file; a broken or non-UTF-8 one raises a UserError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from error
+
+
 class CheckpointReader:
     """Lists tensor names / shapes / dtypes of an HF checkpoint folder without loading, loads one at a time."""
 
@@ -45,15 +57,23 @@ class CheckpointReader:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"checkpoint folder not found: {self.folder}")
+        try:
+            self._open(allow_pickle)
+        except SafetensorError as error:
+            raise UserError(f"{self.folder}: a safetensors file is unreadable ({error})") from error
+
+    def _open(self, allow_pickle: bool) -> None:
         self._pickled: dict[str, Tensor] | None = None
         self._files: dict[str, Path] = {}  # tensor name -> file
         self._meta: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
         if (self.folder / SAFE_INDEX).exists():
-            index = json.loads((self.folder / SAFE_INDEX).read_text())
+            index = _read_json(self.folder / SAFE_INDEX)
+            if not isinstance(index, dict) or not isinstance(index.get("weight_map", {}), dict):
+                raise UserError(f"{self.folder / SAFE_INDEX}: expected an object with a weight_map")
             for name, file in index.get("weight_map", {}).items():
                 self._files[name] = self.folder / file
         elif (self.folder / SAFE_SINGLE).exists():
-            with safe_open(self.folder / SAFE_SINGLE, "pt") as handle:
+            with _safe_open(self.folder / SAFE_SINGLE) as handle:
                 self._files = {name: self.folder / SAFE_SINGLE for name in handle.keys()}
         else:
             pickles = [p for p in PICKLE_FILES if (self.folder / p).exists()] + [p.name for p in self.folder.glob("*.bin")]
@@ -61,12 +81,12 @@ class CheckpointReader:
                 raise FileNotFoundError(f"{self.folder}: no {SAFE_SINGLE} or {SAFE_INDEX} found")
             if not allow_pickle:
                 raise ValueError(f"{self.folder}: only pickle checkpoints ({pickles[0]}) found; loading them can run "
-                                 "arbitrary code. Convert to safetensors, or pass allow_pickle=True if you trust them")
+                                 "arbitrary code. Convert to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust them")
             self._load_pickles(sorted(set(pickles)))
         for file in sorted(set(self._files.values())):
             if not file.exists():
                 raise FileNotFoundError(f"{self.folder}: shard {file.name} listed in {SAFE_INDEX} is missing")
-            with safe_open(file, "pt") as handle:
+            with _safe_open(file) as handle:
                 for name in handle.keys():
                     if self._files.get(name) == file:
                         piece = handle.get_slice(name)
@@ -91,7 +111,7 @@ class CheckpointReader:
     @property
     def config(self) -> dict[str, Any]:
         path = self.folder / "config.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _read_json(path) if path.exists() else {}
 
     def names(self) -> list[str]:
         return list(self._meta)
@@ -113,8 +133,11 @@ class CheckpointReader:
         if self._pickled is not None:
             tensor = self._pickled[name]
         else:
-            with safe_open(self._files[name], "pt", device="cpu") as handle:
-                tensor = handle.get_tensor(name)
+            try:
+                with safe_open(self._files[name], "pt", device="cpu") as handle:
+                    tensor = handle.get_tensor(name)
+            except SafetensorError as error:
+                raise UserError(f"{self._files[name]}: tensor {name!r} is unreadable ({error})") from error
         tensor = tensor.to(device)
         if tensor.is_floating_point():
             if float32:
@@ -146,11 +169,21 @@ class CheckpointReader:
             raise ValueError(f"{self.folder}: tensor {name!r} contains NaN or inf")
 
 
+def _safe_open(file: Path):
+    try:
+        return safe_open(file, "pt")
+    except SafetensorError as error:
+        raise UserError(f"{file}: not a readable safetensors file ({error})") from error
+
+
 def _data_offsets(file: Path) -> dict[str, int]:
     """Byte offset in ``file`` where each tensor's data starts (safetensors: 8-byte header length, JSON header)."""
     with open(file, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(length))
+        try:
+            header = json.loads(handle.read(length))
+        except (ValueError, MemoryError) as error:
+            raise UserError(f"{file}: not a readable safetensors header ({error})") from error
     return {name: 8 + length + entry["data_offsets"][0] for name, entry in header.items() if name != "__metadata__"}
 
 
@@ -163,6 +196,18 @@ def check_same_architecture(readers: list[CheckpointReader]) -> None:
             if a.get(key) != b.get(key):
                 raise ValueError(f"different architectures: {first.folder} has {key}={a.get(key)!r} but "
                                  f"{other.folder} has {key}={b.get(key)!r}")
+
+
+def check_written(name: str, tensor: Tensor) -> None:
+    """Every tensor written is finite, checked in the dtype it is stored in (after the cast: a finite float32 merge
+    can overflow float16's +-65504 to inf)."""
+    if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor.sum())) \
+            and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        hint = (f"; the {tensor.dtype} cast overflowed (finite range +-{torch.finfo(tensor.dtype).max:.4g}): "
+                "use out_dtype: float32 or bfloat16" if tensor.dtype in (torch.float16, torch.bfloat16) else "")
+        raise UserError(f"merged tensor {name!r} has {bad} NaN or inf value(s) in {tensor.dtype}{hint}; nothing was "
+                        "written")
 
 
 class ShardedWriter:
@@ -233,6 +278,7 @@ class ShardedWriter:
             self._handle = open(self.folder / f"shard-{shard:05d}.tmp", "wb")
             self._handle.write(self._header(shard))
             self._open_shard = shard
+        check_written(name, piece)
         data = piece.detach().to("cpu").contiguous().reshape(-1)
         size = data.numel() * data.element_size()
         if self._written + size > self._sizes[name]:
@@ -259,6 +305,7 @@ class ShardedWriter:
                                  f"layout says {expected[1]}")
             self.append(name, tensor)  # checks the order and the dtype
             return
+        check_written(name, tensor)
         size = tensor.numel() * tensor.element_size()
         if self._buffer and self._buffer_bytes + size > self.max_shard_size:
             self._flush()

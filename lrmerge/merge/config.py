@@ -16,12 +16,15 @@ the YAML. We always compute in float32; ``dtype`` only sets the default output d
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from lrmerge.errors import UserError, plain_validation
 
 from lrmerge.merge.methods import CHOICES, get_method
 
@@ -118,6 +121,9 @@ class MergeConfig(BaseModel):
             _check_value(key, value, spec.params[key])
         if shared.get("scope", "per_tensor") == "global" and "global_scope" not in spec.supports:
             raise ValueError(f"parameter scope='global' is not supported by {self.merge_method}")
+        for key, value in shared.items():  # finite numbers only: a NaN or inf parameter would write a NaN model
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"parameter {key} must be a finite number, got {value!r}")
 
         weights, densities, extras = [], [], {name: [] for name in spec.model_params if name not in ("weight", "density")}
         for entry in entries:
@@ -130,6 +136,8 @@ class MergeConfig(BaseModel):
                     raise ValueError(f"{where}: {name} is required for {self.merge_method}")
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"{where}: {name} must be a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
                 values[name] = float(value)
             if "density" in values and not 0.0 < values["density"] <= 1.0:
                 raise ValueError(f"{where}: density must be in (0, 1], got {values['density']}")
@@ -140,6 +148,14 @@ class MergeConfig(BaseModel):
             for name in extras:
                 extras[name].append(values[name])
 
+        if all(w == 0 for w in weights):
+            raise ValueError(f"every model weight is 0: the {self.merge_method} merge would return "
+                             f"{'base_model unchanged' if spec.needs_base else 'an all-zero model'}; give a model a "
+                             "non-zero weight")
+        divides_by_sum = shared.get("normalize") and not spec.uses_masks  # linear / task_arithmetic with normalize
+        if divides_by_sum and abs(sum(weights)) < 1e-12:
+            raise ValueError(f"the model weights {weights} sum to 0 and normalize: true divides by that sum; change a "
+                             "weight or set normalize: false")
         options = {("lambda_" if k == "lambda" else k): v for k, v in shared.items() if k != "scope"}
         options.update(extras)
         models = [e.model for e in entries]
@@ -183,16 +199,26 @@ class ResolvedMerge:
 
 
 def load_config(config: "MergeConfig | dict | str | Path") -> MergeConfig:
-    """A MergeConfig from an object, a dict or a YAML path (errors name the file)."""
+    """A MergeConfig from an object, a dict or a YAML path (errors name the file and the field)."""
     if isinstance(config, MergeConfig):
         return config
     if isinstance(config, dict):
-        return MergeConfig.model_validate(config)
+        try:
+            return MergeConfig.model_validate(config)
+        except ValidationError as error:
+            raise UserError(f"merge config: {plain_validation(error)}") from error
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"merge config not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
+    try:
         return MergeConfig.model_validate(data)
-    except (ValueError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: {error}") from error
+    except ValidationError as error:
+        raise UserError(f"{path}: {plain_validation(error)}") from error
+    except ValueError as error:
+        raise UserError(f"{path}: {error}") from error

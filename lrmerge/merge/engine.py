@@ -32,7 +32,8 @@ from lrmerge.merge.methods import MethodSpec, TensorContext, get_method, layer_o
 from lrmerge.merge import kernels
 from lrmerge.merge.primitives import TiesMasks, task_vector
 from lrmerge.merge.select import CPU_CHUNK, Threshold, kept_count, kept_mask, magnitude_threshold, sample_positions
-from lrmerge.runs import atomic_output_dir, config_key, read_run_record, write_run_record
+from lrmerge.runs import (atomic_output_dir, check_not_aliasing, config_key, content_identity, read_run_record,
+                          write_run_record)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _plan(readers: list[CheckpointReader], vocab_policy: str) -> list[str]:
                 continue
             if vocab_policy == "shared_rows" and _is_vocab(name) and a[1:] == b[1:]:
                 continue
-            hint = " (vocabulary sizes differ: pass vocab_policy='shared_rows')" if _is_vocab(name) and a[1:] == b[1:] else ""
+            hint = " (vocabulary sizes differ: pass --vocab-policy shared_rows)" if _is_vocab(name) and a[1:] == b[1:] else ""
             raise ValueError(f"shape mismatch for tensor {name!r}: {tuple(a)} in {first.folder} vs {tuple(b)} in "
                              f"{other.folder}{hint}")
     return names
@@ -334,7 +335,8 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
           progress: bool = True, random_seed: int | None = None) -> Path:
     """Merge the checkpoints of a mergekit-schema config into ``out_dir`` (HF folder); returns its path.
 
-    An existing ``out_dir`` whose run record has the same config is reused (resume) unless ``overwrite``.
+    An existing ``out_dir`` whose run record has the same config and the same input weights (content hashes) is
+    reused (resume) unless ``overwrite``. ``out_dir`` may not be, contain or lie inside an input folder.
     ``vocab_policy="shared_rows"``: where embed_tokens / lm_head row counts differ, merge the shared rows and take
     the extra rows (and config.json / tokenizer files) from the first model, base first, with the most rows.
     ``random_seed`` seeds the random methods (dare_*, della*; default 0, recorded in the run record): one seed gives
@@ -347,15 +349,18 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     plan = cfg.resolve()
     spec = get_method(plan.method)
     dev = resolve_device(device)
+    out_dir = Path(out_dir)
+    sources = [p for p in [plan.base_model, *plan.models] if p]
+    check_not_aliasing(out_dir, sources)
+    identities = {p: content_identity(p) for p in sources}  # hashed once per file (memo by size and mtime_ns)
     record = {"merge": cfg.model_dump(), "vocab_policy": vocab_policy}
     seed = 0 if random_seed is None else int(random_seed)
     if spec.random:
         record["random_seed"] = seed
-    key = config_key(record)
-    out_dir = Path(out_dir)
+    key = config_key({**record, "inputs": identities})
     previous = read_run_record(out_dir) if out_dir.exists() else None
     if previous is not None and previous.get("config_key") == key and not overwrite:
-        log.info("%s already holds this merge; reusing it", out_dir)
+        log.warning("%s already holds this merge of the same input weights; reusing it", out_dir)
         return out_dir
 
     use_base = spec.needs_base
@@ -385,7 +390,7 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
         shape = readers[widest if name in vocab_rows else 0].shape(name)
         layout.append((name, shape, _out_dtype(plan, stored) if stored.is_floating_point else stored))
 
-    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out_dir, overwrite=overwrite, inputs=sources) as tmp:
         writer = ShardedWriter(tmp, max_shard_size, layout=layout)
         pool = _BufferPool()
         jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev, kind, spec, pool)
@@ -426,5 +431,5 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
         writer.close()
         copy_side_files(side_source, tmp)
         write_run_record(tmp, config=record, seed=None, config_key=key, device=str(dev),
-                         sources={"base_model": plan.base_model, "models": plan.models})
+                         sources={"base_model": plan.base_model, "models": plan.models}, input_hashes=identities)
     return out_dir

@@ -15,6 +15,8 @@ from typing import Iterable
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from lrmerge.runs import respect_umask
+
 # The paper's colours (Figures 2-4): cyan/yellow split the sign conflicts of Figure 3, blue/red/grey are the
 # three model families of Figure 2 (TIES-X-flan, CTSFT-X-flan, CT-X).
 PALETTE: dict[str, str] = {
@@ -81,6 +83,7 @@ def save_figure(fig, name: str, folder: str | Path, formats: Iterable[str] = FIG
         try:
             with os.fdopen(fd, "wb") as handle:
                 fig.savefig(handle, format=fmt, dpi=PNG_DPI, metadata=_metadata(fmt))
+            respect_umask(Path(tmp), directory=False)  # mkstemp makes 0600; a figure is as readable as the umask says
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -117,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_mt(args)
     try:
         config = build_config(args, args.stage_command)
-    except (ValidationError, ValueError) as err:
-        print(f"lrmerge train {args.stage_command}: invalid config:\n{err}", file=sys.stderr)
-        return 2
+    except ValidationError as err:
+        from lrmerge.errors import UserError, plain_validation
+
+        where = f"{args.config}: " if args.config else ""
+        raise UserError(f"lrmerge train {args.stage_command}: {where}invalid config: {plain_validation(err)}") from err
     if args.stage_command == "ct":
         from lrmerge.train.plan import plan_ct
 

@@ -190,7 +190,12 @@ def load_config(path: str | Path, stage: Literal["ct", "sft"], overrides: dict[s
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     if stage in data and isinstance(data[stage], dict):
