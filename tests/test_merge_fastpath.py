@@ -6,6 +6,7 @@ chunk size, and the device (CPU, and CUDA where available); scope "global" and t
 """
 
 import itertools
+import zlib
 
 import pytest
 import torch
@@ -20,9 +21,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def tied_case(seed, n, shape=(7, 11)):
-    """Few distinct magnitudes: exact ties at the trim threshold, equal-magnitude opposite signs, zeros."""
+    """Few distinct magnitudes: exact ties at the trim threshold, equal-magnitude opposite signs, zeros. Every value
+    is a small dyadic rational (and so are the weights below), so float32 and the loop's float64 sums agree exactly
+    and ties in the election and the slack gaps are the same ties for both."""
     g = torch.Generator().manual_seed(seed)
-    base = torch.randn(shape, generator=g)
+    base = torch.randint(-16, 17, shape, generator=g).float() * 0.125
     return base, [base + torch.randint(-3, 4, shape, generator=g).float() * 0.25 for _ in range(n)]
 
 
@@ -75,20 +78,20 @@ def brute_merge(base, fts, weights, densities, election, weighted, divide, norma
     return torch.tensor(out).reshape(base.shape)
 
 
-WEIGHTS = {(2, "equal"): [1.0, 1.0], (2, "unequal"): [0.6, 1.7], (3, "equal"): [1.0, 1.0, 1.0],
+WEIGHTS = {(2, "equal"): [1.0, 1.0], (2, "unequal"): [0.75, 1.5], (3, "equal"): [1.0, 1.0, 1.0],
            (3, "unequal"): [0.5, 1.0, 2.0]}
 COMBOS = list(itertools.product(ELECTIONS, DIVIDES, ("equal", "unequal"), (True, False), (1.0, 0.7), (0.0, 0.1),
-                                (2, 3), ("one", "sparse"), (True, False)))
+                                (2, 3), ("one", "sparse"), (True, False), (0, 1)))
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("election,divide,equal,normalize,lambda_,slack,n,density,weighted", COMBOS,
+@pytest.mark.parametrize("election,divide,equal,normalize,lambda_,slack,n,density,weighted,seed", COMBOS,
                          ids=["-".join(map(str, c)) for c in COMBOS])
 def test_fast_equals_reference_equals_brute_force(device, election, divide, equal, normalize, lambda_, slack, n,
-                                                  density, weighted, monkeypatch):
+                                                  density, weighted, seed, monkeypatch):
     weights = WEIGHTS[(n, equal)]
     densities = [1.0] * n if density == "one" else [0.3, 1.0, 0.55][:n]
-    base, fts = tied_case(hash((election, divide, equal, n, density)) % 1000, n)
+    base, fts = tied_case(zlib.crc32(f"{election}{divide}{equal}{n}{density}{seed}".encode()) % 1000, n)
     base, fts = base.to(device), [f.to(device) for f in fts]
     options = dict(lambda_=lambda_, normalize=normalize, election=election, weighted_election=weighted, divide=divide)
     method = "ties_sv" if slack else "ties"
