@@ -223,21 +223,21 @@ def test_case04_a_second_study_on_the_same_run_folder_is_refused(fake_study):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(UserError, match=r"in use by another `lrmerge study` \(pid \d+\)"):
-            study.run_study(["tbx"], "quick", ["world"], root, **QUIET)
+            study.run_study(["tbx"], "quick", ["data"], root, **QUIET)
         assert not (root / "tbx").exists()  # nothing was touched
     finally:
         holder.kill()
         holder.wait()
-    assert [r.status for r in study.run_study(["tbx"], "quick", ["world"], root, **QUIET)] == ["ran"]
+    assert [r.status for r in study.run_study(["tbx"], "quick", ["data"], root, **QUIET)] == ["ran"]
 
 
 @pytest.mark.slow
 def test_case04_a_stage_without_its_outputs_is_never_complete(fake_study):
     root = fake_study / "runs"
-    study.run_study(["tbx"], "quick", ["world"], root, **QUIET)
-    (root / "tbx" / "world" / "outputs.json").unlink()  # what run 1 left in run 2's half-built folder
-    again = study.run_study(["tbx"], "quick", ["world"], root, **QUIET)
-    assert [r.status for r in again] == ["ran"] and (root / "tbx" / "world" / "outputs.json").exists()
+    study.run_study(["tbx"], "quick", ["data"], root, **QUIET)
+    (root / "tbx" / "data" / "outputs.json").unlink()  # what run 1 left in run 2's half-built folder
+    again = study.run_study(["tbx"], "quick", ["data"], root, **QUIET)
+    assert [r.status for r in again] == ["ran"] and (root / "tbx" / "data" / "outputs.json").exists()
 
 
 @pytest.mark.slow
@@ -245,7 +245,7 @@ def test_case04_a_killed_study_resumes_and_never_lies(fake_study):
     """SIGKILL in the middle of a rerun: the rerun's half-built folder is set aside, the complete old one comes
     back, and the next run skips exactly what is complete."""
     root = fake_study / "runs"
-    stages = ["world", "pretraining"]
+    stages = ["data", "pretraining"]
     study.run_study(["tbx"], "quick", stages, root, **QUIET)
     script = (f"from lrmerge import study\n"
               f"study.run_study(['tbx'], 'quick', {stages!r}, {str(root)!r}, overrides={{'seed': 7}})\n")
@@ -253,7 +253,7 @@ def test_case04_a_killed_study_resumes_and_never_lies(fake_study):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (root / "tbx" / "world" / "started").exists():
+        while not (root / "tbx" / "data" / "started").exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the stand-in stage never started"
             time.sleep(0.2)
     finally:
@@ -264,8 +264,8 @@ def test_case04_a_killed_study_resumes_and_never_lies(fake_study):
             assert (folder / "outputs.json").exists(), folder
     again = study.run_study(["tbx"], "quick", stages, root, **QUIET)
     assert [r.status for r in again] == ["skipped", "skipped"]
-    assert (root / "tbx" / "world" / "done.txt").read_text() == "tbx 0"
-    assert not list((root / "tbx").glob(".world.old-*"))
+    assert (root / "tbx" / "data" / "done.txt").read_text() == "tbx 0"
+    assert not list((root / "tbx").glob(".data.old-*"))
 
 
 # ------------------------------------------------------------------ 5. a bad --set destroys nothing
@@ -273,14 +273,14 @@ def test_case04_a_killed_study_resumes_and_never_lies(fake_study):
 @pytest.mark.slow
 def test_case05_bad_set_is_refused_before_any_folder_is_touched(fake_study):
     root = fake_study / "runs"
-    study.run_study(["tbx"], "quick", ["world"], root, **QUIET)
-    done = root / "tbx" / "world" / "done.txt"
+    study.run_study(["tbx"], "quick", ["data"], root, **QUIET)
+    done = root / "tbx" / "data" / "done.txt"
     with pytest.raises(UserError, match=r"--set seed=abc: parameter seed .* is an int"):
-        study.run_study(["tbx"], "quick", ["world"], root, overrides={"seed": "abc"}, **QUIET)
+        study.run_study(["tbx"], "quick", ["data"], root, overrides={"seed": "abc"}, **QUIET)
     with pytest.raises(UserError, match=r"no parameter 'sede'.*did you mean 'seed'"):
-        study.run_study(["tbx"], "quick", ["world"], root, overrides={"sede": 1}, **QUIET)
+        study.run_study(["tbx"], "quick", ["data"], root, overrides={"sede": 1}, **QUIET)
     with pytest.raises(UserError, match="--lang: unknown language"):
-        study.run_study(["xx"], "quick", ["world"], fake_study / "elsewhere", **QUIET)
+        study.run_study(["xx"], "quick", ["data"], fake_study / "elsewhere", **QUIET)
     assert not (fake_study / "elsewhere").exists()
     assert done.read_text() == "tbx 0"
 
@@ -288,12 +288,12 @@ def test_case05_bad_set_is_refused_before_any_folder_is_touched(fake_study):
 @pytest.mark.slow
 def test_case05_a_failing_rerun_keeps_the_completed_outputs(fake_study):
     root = fake_study / "runs"
-    study.run_study(["tbx"], "quick", ["world"], root, **QUIET)
-    failed = study.run_study(["tbx"], "quick", ["world"], root, overrides={"fail": 1}, **QUIET)
+    study.run_study(["tbx"], "quick", ["data"], root, **QUIET)
+    failed = study.run_study(["tbx"], "quick", ["data"], root, overrides={"fail": 1}, **QUIET)
     assert [r.status for r in failed] == ["failed"] and "failing on purpose" in failed[0].message
-    assert (root / "tbx" / "world" / "done.txt").read_text() == "tbx 0"
-    assert (root / "tbx" / "world.failed" / study.STAGES[0].notebook).exists()  # the failed attempt, for a look
-    assert [r.status for r in study.run_study(["tbx"], "quick", ["world"], root, **QUIET)] == ["skipped"]
+    assert (root / "tbx" / "data" / "done.txt").read_text() == "tbx 0"
+    assert (root / "tbx" / "data.failed" / study.STAGES[0].notebook).exists()  # the failed attempt, for a look
+    assert [r.status for r in study.run_study(["tbx"], "quick", ["data"], root, **QUIET)] == ["skipped"]
 
 
 @pytest.mark.slow
@@ -304,9 +304,9 @@ def test_case05_one_point_grid_stays_text_through_the_cli(fake_study):
     folder = fake_study / "notebooks"
     write_notebook(folder / study.STAGES[0].notebook,
                    "assert isinstance(ties_densities, str), type(ties_densities)\n" + BODY, PARAMS)
-    assert main(["study", "--lang", "tbx", "--profile", "quick", "--stages", "world", "--root", str(root),
+    assert main(["study", "--lang", "tbx", "--profile", "quick", "--stages", "data", "--root", str(root),
                  "--set", "ties_densities=0.2"]) == 0
-    record = json.loads((root / "tbx" / "world" / study.COMPLETE).read_text())
+    record = json.loads((root / "tbx" / "data" / study.COMPLETE).read_text())
     assert record["parameters"]["ties_densities"] == "0.2"
 
 
