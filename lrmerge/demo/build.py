@@ -104,8 +104,7 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
 
     flan = flan_english(config.sft_items, config.seed, sampler, lexicon, topics, guard)
     _write_jsonl(out / "sft" / "flan_en.jsonl", flan)
-    translator = NoisyTranslator(lexicon, config.seed, config.mt_drop_rate, config.mt_repeat_rate,
-                                 config.mt_untranslated_rate)
+    translator = NoisyTranslator(lexicon, config.seed, config.mt_noise())
     for lang in config.languages:
         _write_jsonl(out / "sft" / f"flan_mt_{lang}.jsonl",
                      flan_mt(flan, lang, translator, config.mt_translated_share, config.seed, guard))

@@ -27,13 +27,13 @@ class BaseModelConfig:
     epochs: passes over corpus/en_pretrain.txt.
     """
 
-    hidden_size: int = 192
-    num_layers: int = 4
+    hidden_size: int = 64
+    num_layers: int = 3
     num_heads: int = 4
-    intermediate_size: int = 512
+    intermediate_size: int = 192
     seq_len: int = 256
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 3e-3
     epochs: int = 1
 
 
@@ -72,8 +72,19 @@ class WorldConfig:
         probe drops from 47.7% to 7.5% (measured; `experiments/retrieval_vs_tokenization.py`).
     sft_items: English FLAN-style instances in sft/flan_en.jsonl (topic, choice, response selection, math).
     mt_translated_share: share of SFT instances translated into X in sft/flan_mt_<x>.jsonl (paper: half).
-    mt_drop_rate, mt_repeat_rate, mt_untranslated_rate: the deliberately imperfect MT system's per-word
-        drop / repeat / leave-in-English probabilities (paper section 7.2, Table 14).
+    The MT system of the -mt data (`grammar.NoisyTranslator`), as bad as NLLB was for these languages (paper section
+    7.2, Table 14: hallucinated or omitted content, untranslated options, wrong-language words, repetitions).
+    Every knob at 0 (and mt_translate_answer_cue True) is an exact word-by-word translation (source word order kept):
+    mt_mistranslation_rate: share of the enciphered content words (topic nouns and verbs) that the system always
+        renders as one fixed wrong X word (another content word, often of another topic): consistent errors.
+    mt_hallucination_rate: share of translated instances to which one recurring invented X sentence is added
+        (on the longest line: the passage or text), as NLLB repeats the same hallucination.
+    mt_drop_rate: per-word probability that a translatable word is omitted.
+    mt_repeat_rate: per-word probability that a word comes out three times (the repetition loops of Table 14).
+    mt_untranslated_rate: per-word probability that a word stays English (wrong-language words).
+    mt_untranslated_options_rate: share of translated multiple-choice instances whose option lines stay English.
+    mt_translate_answer_cue: the cue word "answer" ("Answer:", "The answer is N.") is translated like any other
+        word (True, what a real MT system does to the whole instance) or kept English as the template's.
     sizes: dev/test items per eval set, Table 6 scaled (SIB test enlarged to 504 so a gate has >= 500 items).
     base: BASE shape and pre-training schedule.
     """
@@ -92,16 +103,20 @@ class WorldConfig:
     code_switch_rate: float = 0.05
     parallel_share: float = 0.15
     far_language_anchors: dict = field(default_factory=lambda: {"mnx": (0.4, 0.15)})
-    ct_tokens: int = 650_000
+    ct_tokens: int = 240_000
     replay_share: float = 0.25
-    en_pretrain_tokens: int = 1_000_000
+    en_pretrain_tokens: int = 500_000
     base_trace_share: float = 0.01
     vocab_size: int = 2000
-    sft_items: int = 2400
+    sft_items: int = 1600
     mt_translated_share: float = 0.5
-    mt_drop_rate: float = 0.1
+    mt_mistranslation_rate: float = 0.4
+    mt_hallucination_rate: float = 0.5
+    mt_drop_rate: float = 0.15
     mt_repeat_rate: float = 0.05
     mt_untranslated_rate: float = 0.1
+    mt_untranslated_options_rate: float = 0.5
+    mt_translate_answer_cue: bool = True
     sizes: dict = field(
         default_factory=lambda: {
             "sib200": (51, 504), "belebele": (72, 288), "mgsm": (50, 200),
@@ -120,7 +135,8 @@ class WorldConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("topic_purity", "collocation_strength", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
-                     "base_trace_share", "mt_translated_share", "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate"):
+                     "base_trace_share", "mt_translated_share", "mt_mistranslation_rate", "mt_hallucination_rate",
+                     "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate", "mt_untranslated_options_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"WorldConfig.{name} must be in [0, 1], got {value}")
@@ -141,6 +157,13 @@ class WorldConfig:
     def anchors(self, lang: str) -> tuple[float, float]:
         """(parallel_share, code_switch_rate) of lang's CT corpus."""
         return tuple(self.far_language_anchors.get(lang, (self.parallel_share, self.code_switch_rate)))
+
+    def mt_noise(self):
+        """The MT knobs as a `grammar.MTNoise`."""
+        from lrmerge.demo.grammar import MTNoise
+
+        return MTNoise(self.mt_mistranslation_rate, self.mt_hallucination_rate, self.mt_drop_rate, self.mt_repeat_rate,
+                       self.mt_untranslated_rate, self.mt_untranslated_options_rate, self.mt_translate_answer_cue)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
