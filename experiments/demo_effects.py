@@ -182,7 +182,8 @@ def run(args) -> dict:
                                         embedding_lr_multiplier=recipe["ct_embedding_lr_multiplier"],
                                         seq_len=recipe["ct_seq_len"], batch_size=recipe["ct_batch_size"], seed=seed)
             totals = [round(x / (1 - recipe["ct_replay_share"])) for x in x_budgets]
-            ct_cfg = ct_cfg.model_copy(update={"checkpoint_tokens": totals, "cpu_threads": args.threads})
+            ct_cfg = ct_cfg.model_copy(update={"checkpoint_tokens": totals, "cpu_threads": args.threads,
+                                               "shuffle_documents": True})  # the seed orders CT data
             timed("ct", lang, seed, run_ct, ct_cfg)
             cts = {x: checkpoint_dir(ct_out, t) for x, t in zip(x_budgets, totals)}
             for x, ct in cts.items():

@@ -26,12 +26,12 @@ STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": {"update_readme": False},
     },
     "demo": {
-        # the recipe that passes the demo world's transfer gate (lrmerge.demo.probes; measured values in the report)
-        "pretraining": {"ct_x_tokens": 600_000, "ct_checkpoints": 6, "ct_lr": 1e-3, "ct_embedding_lr_multiplier": 3.0,
-                        "ct_seq_len": 256, "ct_batch_size": 16},
-        "sft": {"sft_epochs": 3.0, "sft_lr": 2e-3, "sft_batch_size": 16, "sft_max_len": 320, "sft_replay_share": 0.05,
-                "figure2_points": 2},
-        "merging": {"ties_densities": "0.01,0.2,0.4,0.6,0.8,1.0", "wavg_weights": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"},
+        # measured with experiments/demo_effects.py (issue #15): CT 12K..120K X tokens, light SFT (one pass)
+        "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
+                        "ct_seq_len": 256, "ct_batch_size": 4},
+        "sft": {"sft_epochs": 1.0, "sft_lr": 3e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
+                "figure2_points": 4},
+        "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},
         "paper": {"update_readme": True},

@@ -70,7 +70,8 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
 
     # English pre-training corpus of BASE, with a small trace of tbx documents mixed in.
     rng = random.Random(f"pretrain-{config.seed}")
-    english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1),
+    english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1,
+                                   exercise_share=config.exercise_share),
                          config.en_pretrain_tokens, word_sizes)
     n_trace = round(config.base_trace_share * len(english) / max(1e-9, 1 - config.base_trace_share))
     trace_docs = documents(random.Random(f"trace-{config.seed}"), sampler, lexicon, guard, "tbx", topics)

@@ -32,8 +32,8 @@ class BaseModelConfig:
     num_heads: int = 4
     intermediate_size: int = 192
     seq_len: int = 256
-    batch_size: int = 16
-    lr: float = 3e-3
+    batch_size: int = 2
+    lr: float = 2e-3
     epochs: int = 1
 
 
@@ -67,6 +67,8 @@ class WorldConfig:
     en_pretrain_tokens: English pre-training corpus for BASE, in words (~tokens; the lexicon is all single tokens).
     base_trace_share: share of BASE's corpus lines that are tbx (the "small trace", as Llama-2 saw a little Tamil);
         mnx gets none, so it stays UTF-8 byte tokens.
+    exercise_share: share of BASE's English documents that are matching exercises (`corpora.matching_exercise`:
+        sentences, four lettered words, "It is B."), the reading skill grounded RC and RS build on.
     vocab_size: BPE vocabulary size, including the 256 <0xNN> byte-fallback tokens and 3 specials. 2000 makes
         every English and tbx word one token; at 900 tbx words fall apart into letters and the tbx retrieval
         probe drops from 47.7% to 7.5% (measured; `experiments/retrieval_vs_tokenization.py`).
@@ -103,12 +105,13 @@ class WorldConfig:
     code_switch_rate: float = 0.05
     parallel_share: float = 0.15
     far_language_anchors: dict = field(default_factory=lambda: {"mnx": (0.4, 0.15)})
-    ct_tokens: int = 240_000
+    ct_tokens: int = 130_000
     replay_share: float = 0.25
     en_pretrain_tokens: int = 500_000
     base_trace_share: float = 0.01
+    exercise_share: float = 0.2
     vocab_size: int = 2000
-    sft_items: int = 1600
+    sft_items: int = 1000
     mt_translated_share: float = 0.5
     mt_mistranslation_rate: float = 0.4
     mt_hallucination_rate: float = 0.5
@@ -135,7 +138,7 @@ class WorldConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("topic_purity", "collocation_strength", "loanword_share", "code_switch_rate", "parallel_share", "replay_share",
-                     "base_trace_share", "mt_translated_share", "mt_mistranslation_rate", "mt_hallucination_rate",
+                     "base_trace_share", "exercise_share", "mt_translated_share", "mt_mistranslation_rate", "mt_hallucination_rate",
                      "mt_drop_rate", "mt_repeat_rate", "mt_untranslated_rate", "mt_untranslated_options_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
