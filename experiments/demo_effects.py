@@ -105,17 +105,18 @@ class Scorer:
         self._study_tasks = study_tasks
 
     def __call__(self, model_dir, lang: str, split: str, tasks=None) -> list[tuple[str, str, float, int]]:
-        from lrmerge.eval.runner import evaluate
+        from lrmerge.eval.runner import evaluate, load_model
 
         specs = self._study_tasks(lang, list(tasks or self.tasks), self.math_tokens)
+        model, tokenizer = load_model(model_dir, "cpu")  # once for both protocols
         rows = []
         mc = [s for s in specs if s.scorer == "letter"]
         gen = [s for s in specs if s.scorer != "letter"]
         for group, mode in ((mc, "loglik"), (gen, "generate")):
             if not group:
                 continue
-            results = evaluate(model_dir, group, split=split, source=self.world.eval_dir, lang=lang, mode=mode,
-                               batch_size=32, device="cpu", progress=False)
+            results = evaluate(model, group, split=split, source=self.world.eval_dir, lang=lang, mode=mode,
+                               batch_size=64, device="cpu", tokenizer=tokenizer, progress=False)
             for spec in group:
                 r = results.tasks[spec.name]
                 rows.append((spec.benchmark, mode, 100.0 * r.accuracy, r.n))
@@ -160,7 +161,7 @@ def run(args) -> dict:
         config = pipeline.sft_config(world, lang, stage, start_model, folder, data, epochs=recipe["sft_epochs"],
                                      lr=recipe["sft_lr"], batch_size=recipe["sft_batch_size"],
                                      max_len=recipe["sft_max_len"], replay_share=recipe["sft_replay_share"], seed=seed)
-        return run_sft(config.model_copy(update={"cpu_threads": args.threads})).model_dir
+        return run_sft(config.model_copy(update={"cpu_threads": args.threads, "group_by_length": True})).model_dir
 
     def merged(candidate, sft_dir, ct_dir, folder):
         return merge(candidate.to_config(str(world.base), str(sft_dir), [str(ct_dir)]), folder, device="cpu",

@@ -171,6 +171,8 @@ class SFTConfig(StageConfig):
     epochs: float = Field(1.0, gt=0)
     max_len: int = Field(512, gt=0, description="prompt+response tokens kept per example (truncated)")
     replay_len: int | None = Field(None, gt=0, description="tokens per replay chunk; default: mean SFT example length")
+    group_by_length: bool = Field(False, description="batches of similar lengths (less padding; the demo's SFT "
+                                  "data mixes 25- and 100-token examples)")
 
     @field_validator("sft_files")
     @classmethod

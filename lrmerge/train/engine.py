@@ -178,6 +178,7 @@ def training_arguments(config: StageConfig, max_steps: int, trainer_dir: Path, c
         dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding" if count_tokens else "no",
+        train_sampling_strategy="group_by_length" if getattr(config, "group_by_length", False) else "random",
     )
 
 
