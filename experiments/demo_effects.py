@@ -120,6 +120,12 @@ class Scorer:
             for spec in group:
                 r = results.tasks[spec.name]
                 rows.append((spec.benchmark, mode, 100.0 * r.accuracy, r.n))
+        if split == "test" and tasks is None and lang != "eng":  # the "Lang." probe: held-out X perplexity
+            from lrmerge.demo.base import perplexity
+            from lrmerge.demo.probes import heldout_texts
+
+            texts = heldout_texts(self.world, lang, 100)
+            rows.append(("heldout_ppl", "perplexity", perplexity(model, tokenizer, texts), len(texts)))
         return rows
 
 
@@ -255,7 +261,7 @@ def _csv(rows: list[dict], fields) -> str:
 def paper_score(rows, lang, model, seed, ct_tokens=None, tasks=None) -> dict[str, float]:
     """task -> score of one model and seed (loglik for multiple choice, generate for math)."""
     return {r["task"]: r["score"] for r in rows
-            if r["language"] == lang and r["model"] == model and r["seed"] == seed
+            if r["protocol"] in ("loglik", "generate") and r["language"] == lang and r["model"] == model and r["seed"] == seed
             and (ct_tokens is None or r["ct_tokens"] == ct_tokens) and (tasks is None or r["task"] in tasks)}
 
 
@@ -305,6 +311,13 @@ def report(result: dict, chance: dict[str, float], langs, seeds: int) -> str:
         d = [avg(f"CTSFT-{lang}-flan", s, last) - avg(f"CTSFT-{lang}-mt", s, last) for s in range(seeds)]
         m, se = mean_se(d)
         lines.append(f"  CTSFT-flan minus CTSFT-mt: {fmt(m, se)} ({'-mt < -flan' if m > 0 else '-mt >= -flan'})")
+        ppl = lambda model, x: mean_se([next(r["score"] for r in rows if r["language"] == lang and r["model"] == model  # noqa: E731
+                                            and r["seed"] == s and r["ct_tokens"] == x and r["protocol"] == "perplexity")
+                                       for s in range(seeds)])[0]
+        lines.append(f"[{lang}] held-out {lang} perplexity (forgetting probe; BASE {ppl('BASE', 0):.1f}, SFT-flan "
+                     f"{ppl('SFT-flan', 0):.1f}): " + "; ".join(
+                         f"{x // 1000}K CT {ppl(f'CT-{lang}', x):.1f} CTSFT {ppl(f'CTSFT-{lang}-flan', x):.1f} "
+                         f"TIES {ppl(f'TIES-{lang}-flan', x):.1f}" for x in x_budgets))
         lines.append(f"[{lang}] TIES-{lang}-flan minus CTSFT-{lang}-flan per CT budget (average over tasks; "
                      "SE of the per-seed difference; SIB alone in brackets):")
         for x in x_budgets:
