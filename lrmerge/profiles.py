@@ -20,7 +20,7 @@ STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16},
         "sft": {"sft_epochs": 1.0, "figure2_points": 4},
-        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7"},
+        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.5"},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.04"},
         "paper": {"update_readme": False},

@@ -171,8 +171,8 @@ def render_item_texts(item, lang: str, lexicon: Lexicon) -> list[str]:
         return [render(item, lang, lexicon)]
     if isinstance(item, MathProblem):
         return [translate_plain(item.question(), lang, lexicon)]
-    if isinstance(item, ReadingItem):
-        return [" ".join(render(c, lang, lexicon) for c in item.passage)]
+    if isinstance(item, ReadingItem):  # passage first (the item's key), then its question (short, so often shared)
+        return [" ".join(render(c, lang, lexicon) for c in item.passage), render_question(item, lang, lexicon)]
     if isinstance(item, SelectionItem):
         return [render(c, lang, lexicon) for c in item.context + item.options]
     raise TypeError(f"unknown item type {type(item).__name__}")
