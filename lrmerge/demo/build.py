@@ -56,7 +56,7 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
     langs = ("eng", *config.languages)
     topic_table = topic_words(config.n_topics, config.topic_nouns, config.topic_verbs)
     topics = list(topic_table)
-    lexicon = build_lexicon(config.seed, topic_table, config.loanword_share)
+    lexicon = build_lexicon(config.seed, topic_table, config.loanword_share, tbx_spelling=config.tbx_spelling)
     collocations = build_collocations(config.seed, topic_table)
     sampler = ClauseSampler(topic_table, config.topic_purity, config.named_entities, config.digits,
                             collocations=collocations, collocation_strength=config.collocation_strength)

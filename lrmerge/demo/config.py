@@ -71,6 +71,9 @@ class WorldConfig:
         sentences, four lettered words, "It is B."), the reading skill grounded RC and RS build on. Off by default:
         at 0.2 the demo BASE (131 or 1049 steps) answered every held-out exercise with one letter (27% / 23%,
         chance 25; measured), so it only took English text away.
+    tbx_spelling: "tibetan" (Tibetan letters, BASE tokens English never uses) or "english_words" (each tbx word is
+        two English words in a row, so English SFT updates the embeddings that carry tbx: a design of issue #15's
+        CT-budget study; `lexicon.TBX_SPELLINGS`).
     vocab_size: BPE vocabulary size, including the 256 <0xNN> byte-fallback tokens and 3 specials. 2000 makes
         every English and tbx word one token; at 900 tbx words fall apart into letters and the tbx retrieval
         probe drops from 47.7% to 7.5% (measured; `experiments/retrieval_vs_tokenization.py`).
@@ -112,6 +115,7 @@ class WorldConfig:
     en_pretrain_tokens: int = 500_000
     base_trace_share: float = 0.01
     exercise_share: float = 0.0
+    tbx_spelling: str = "tibetan"
     vocab_size: int = 2000
     sft_items: int = 1000
     mt_translated_share: float = 0.5
@@ -149,6 +153,8 @@ class WorldConfig:
             if lang not in X_LANGUAGES or len(shares) != 2 or not all(0.0 <= v <= 1.0 for v in shares):
                 raise ValueError(f"WorldConfig.far_language_anchors[{lang!r}] must map an X language {X_LANGUAGES} to "
                                  f"(parallel_share, code_switch_rate) in [0, 1], got {shares!r}")
+        if self.tbx_spelling not in ("tibetan", "english_words"):
+            raise ValueError(f"WorldConfig.tbx_spelling must be 'tibetan' or 'english_words', got {self.tbx_spelling!r}")
         if self.vocab_size < 600:
             raise ValueError(f"WorldConfig.vocab_size must be >= 600 (256 byte tokens + the lexicon), got {self.vocab_size}")
         if set(self.sizes) != set(SIZE_KEYS):
