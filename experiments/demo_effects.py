@@ -69,10 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def recipe_for(profile: str, overrides: dict) -> dict:
     """The study's recipe (lrmerge.profiles) flattened, plus this script's own keys, then the overrides."""
-    from lrmerge.profiles import STAGE_PARAMETERS
+    from lrmerge.profiles import profile_parameters
 
-    stages = STAGE_PARAMETERS[profile]
-    recipe = {**stages["pretraining"], **stages["sft"], **stages["merging"]}
+    recipe = {k: v for stage in ("pretraining", "sft", "merging") for k, v in profile_parameters(profile, stage).items()
+              if k.startswith(("ct_", "sft_", "figure2_", "ties_", "wavg_"))}
     recipe.setdefault("ct_lr", 1e-3)
     recipe.setdefault("ct_embedding_lr_multiplier", 1.0)
     recipe.setdefault("sft_lr", 2e-3)
