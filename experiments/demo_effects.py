@@ -217,6 +217,8 @@ def run(args) -> dict:
                             work / f"s{seed}" / "merged")
             add(lang, f"WAVG-{lang}-flan", seed, x_budgets[-1], timed("eval", lang, seed, score, folder, lang, "test"))
         shutil.rmtree(work / f"s{seed}" / "merged", ignore_errors=True)  # merges are cheap to redo
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "scores.csv", _csv(rows, FIELDS))  # after every seed: a long run leaves results
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "scores.csv", _csv(rows, FIELDS))
