@@ -99,15 +99,21 @@ class Scorer:
 
     def __init__(self, world, math_tokens: int = 48):
         from lrmerge.languages import DEMO_TASKS
-        from lrmerge.pipeline import study_tasks
 
         self.world, self.math_tokens, self.tasks = world, math_tokens, DEMO_TASKS
-        self._study_tasks = study_tasks
+
+    def _specs(self, lang: str, tasks) -> list:
+        from dataclasses import replace
+
+        from lrmerge.eval.tasks import tasks_for_language
+
+        specs = tasks_for_language(lang, list(tasks))  # the demo's worked answers are short: cap generation
+        return [replace(s, max_new_tokens=self.math_tokens) if s.scorer == "number" else s for s in specs]
 
     def __call__(self, model_dir, lang: str, split: str, tasks=None) -> list[tuple[str, str, float, int]]:
         from lrmerge.eval.runner import evaluate, load_model
 
-        specs = self._study_tasks(lang, list(tasks or self.tasks), self.math_tokens)
+        specs = self._specs(lang, tasks or self.tasks)
         model, tokenizer = load_model(model_dir, "cpu")  # once for both protocols
         rows = []
         mc = [s for s in specs if s.scorer == "letter"]
@@ -132,11 +138,11 @@ class Scorer:
 def run(args) -> dict:
     import torch
 
-    from lrmerge import pipeline
     from lrmerge.demo import build_world, profile_config
     from lrmerge.eval.grid import MergeCandidate
     from lrmerge.merge import merge
     from lrmerge.runs import atomic_write_text, config_key, library_versions
+    from lrmerge.train.config import BatchConfig, CorpusSource, CTConfig, OptimConfig, SFTConfig
     from lrmerge.train.ct import checkpoint_dir, run_ct
     from lrmerge.train.sft import run_sft
 
@@ -164,10 +170,15 @@ def run(args) -> dict:
                              protocol=protocol, score=round(value, 3), n=n))
 
     def sft(stage, lang, start_model, folder, data, seed):
-        config = pipeline.sft_config(world, lang, stage, start_model, folder, data, epochs=recipe["sft_epochs"],
-                                     lr=recipe["sft_lr"], batch_size=recipe["sft_batch_size"],
-                                     max_len=recipe["sft_max_len"], replay_share=recipe["sft_replay_share"], seed=seed)
-        return run_sft(config.model_copy(update={"cpu_threads": args.threads, "group_by_length": True})).model_dir
+        """SFT-flan (from BASE, English replay) or CTSFT-X-flan / -mt (from CT-X, English and X replay; footnote 1)."""
+        replay = [CorpusSource(path=world.en_replay)] + ([CorpusSource(path=world.corpus(lang))] if stage != "sft-flan" else [])
+        config = SFTConfig(lang=lang, stage=stage, base_model=str(start_model), out_dir=Path(folder), seed=seed,
+                           sft_files=[Path(data)], replay_corpora=replay, replay_share=recipe["sft_replay_share"],
+                           epochs=recipe["sft_epochs"], max_len=recipe["sft_max_len"],
+                           optim=OptimConfig(lr=recipe["sft_lr"], warmup_ratio=0.05),
+                           batch=BatchConfig(seq_len=recipe["sft_max_len"], per_device_batch_size=recipe["sft_batch_size"]),
+                           save_steps=10_000, cpu_threads=args.threads, group_by_length=True)
+        return run_sft(config).model_dir
 
     def merged(candidate, sft_dir, ct_dir, folder):
         return merge(candidate.to_config(str(world.base), str(sft_dir), [str(ct_dir)]), folder, device="cpu",
@@ -184,13 +195,16 @@ def run(args) -> dict:
             add(lang, "BASE", seed, 0, base_scores[lang])
             add(lang, "SFT-flan", seed, 0, timed("eval", lang, seed, score, flan, lang, "test"))
             ct_out = work / f"s{seed}" / f"ct-{lang}"
-            ct_cfg = pipeline.ct_config(world, lang, ct_out, x_tokens=x_budgets[-1], n_checkpoints=1,
-                                        replay_share=recipe["ct_replay_share"], lr=recipe["ct_lr"],
-                                        embedding_lr_multiplier=recipe["ct_embedding_lr_multiplier"],
-                                        seq_len=recipe["ct_seq_len"], batch_size=recipe["ct_batch_size"], seed=seed)
-            totals = [round(x / (1 - recipe["ct_replay_share"])) for x in x_budgets]
-            ct_cfg = ct_cfg.model_copy(update={"checkpoint_tokens": totals, "cpu_threads": args.threads,
-                                               "shuffle_documents": True})  # the seed orders CT data
+            totals = [round(x / (1 - recipe["ct_replay_share"])) for x in x_budgets]  # X + replay at each checkpoint
+            ct_cfg = CTConfig(lang=lang, base_model=str(world.base), out_dir=ct_out, seed=seed,
+                              x_corpus=CorpusSource(path=world.corpus(lang)),
+                              replay_corpus=CorpusSource(path=world.en_replay), replay_share=recipe["ct_replay_share"],
+                              x_tokens=x_budgets[-1], checkpoint_tokens=totals,
+                              optim=OptimConfig(lr=recipe["ct_lr"], warmup_ratio=0.05,
+                                                embedding_lr_multiplier=recipe["ct_embedding_lr_multiplier"]),
+                              batch=BatchConfig(seq_len=recipe["ct_seq_len"], per_device_batch_size=recipe["ct_batch_size"]),
+                              save_steps=10_000, cpu_threads=args.threads,
+                              shuffle_documents=True)  # the seed orders the CT data
             timed("ct", lang, seed, run_ct, ct_cfg)
             cts = {x: checkpoint_dir(ct_out, t) for x, t in zip(x_budgets, totals)}
             for x, ct in cts.items():
@@ -207,7 +221,7 @@ def run(args) -> dict:
                        world.sft_mt(lang), seed)
             add(lang, f"CTSFT-{lang}-mt", seed, x_budgets[-1], timed("eval", lang, seed, score, mt, lang, "test"))
             best_w, best = None, -1.0
-            for w in pipeline.parse_floats(recipe["wavg_weights"]):
+            for w in [float(v) for v in str(recipe["wavg_weights"]).split(",") if v.strip()]:
                 cand = MergeCandidate("linear", weight_sft=w, weight_ct=1.0 - w)
                 folder = timed("merge", lang, seed, merged, cand, flan, last, work / f"s{seed}" / "merged")
                 dev = timed("eval", lang, seed, score, folder, lang, "dev", MC_TASKS)
@@ -341,6 +355,21 @@ def report(result: dict, chance: dict[str, float], langs, seeds: int) -> str:
     return "\n".join(lines)
 
 
+def chance_levels(eval_dir, lang: str) -> dict[str, float]:
+    """Random guessing per benchmark, in percent (1 / number of options; 0 for math)."""
+    from lrmerge.data.loaders import load_task
+    from lrmerge.data.schema import ChoiceItem, ClassificationItem
+    from lrmerge.languages import DEMO_TASKS
+
+    levels = {}
+    for benchmark in DEMO_TASKS:
+        data = load_task(benchmark, lang, "test", eval_dir)
+        item = data.items[0]
+        levels[benchmark] = (100.0 / len(data.labels) if isinstance(item, ClassificationItem)
+                             else 100.0 / len(item.options) if isinstance(item, ChoiceItem) else 0.0)
+    return levels
+
+
 def _avg(scores: dict[str, float]) -> float:
     return sum(scores.values()) / len(scores)
 
@@ -350,10 +379,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     result = run(args)
     from lrmerge.demo import build_world, profile_config
-    from lrmerge.pipeline import chance_level
-
     world = build_world(profile_config(args.profile, seed=args.world_seed, **dict(args.world)), root=args.world_root)
-    chance = chance_level(args.langs[0], world.eval_dir)
+    chance = chance_levels(world.eval_dir, args.langs[0])
     text = report(result, chance, args.langs, args.seeds)
     print(text)
     from lrmerge.runs import atomic_write_text
