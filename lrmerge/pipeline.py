@@ -16,7 +16,8 @@ import pandas as pd
 from lrmerge.runs import atomic_write_text, config_key
 
 MANIFEST = "outputs.json"
-SCORE_FRAME_COLUMNS = ("language", "model", "task", "score", "n", "stderr", "n_unparsable", "n_invalid_utf8")
+SCORE_FRAME_COLUMNS = ("language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n", "stderr",
+                       "n_unparsable", "n_invalid_utf8")
 
 
 def stage_dir(run_root: str | Path, lang: str, stage: str) -> Path:
@@ -60,54 +61,128 @@ def parse_names(text: str | Sequence[str]) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()] if isinstance(text, str) else list(text)
 
 
-def score_frame(results, language: str, model: str, benchmark_of: Mapping[str, str]) -> pd.DataFrame:
-    """Tidy rows (language, model, task = benchmark, score in percent, n, stderr, unparsable counts) from
-    EvalResults; ``benchmark_of`` maps a task name (``sib200_tbx_Tibt``) to its benchmark (``sib200``)."""
+def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
+    """Training seeds from a notebook parameter: "0,1,2", 0, or a list."""
+    if isinstance(text, int):
+        return [text]
+    values = [int(v) for v in (text.split(",") if isinstance(text, str) else text) if str(v).strip()]
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"seeds: expected distinct comma-separated integers, got {text!r}")
+    return values
+
+
+def curve_points(checkpoints: Sequence[str], n_points: int) -> list[str]:
+    """``n_points`` of the CT checkpoints, evenly spaced from the last backwards (the last always included), in
+    token order: where Figure 2 gets a CTSFT-X-flan and a TIES-X-flan."""
+    if n_points < 1:
+        raise ValueError(f"figure2_points must be >= 1, got {n_points}")
+    step = max(1, len(checkpoints) // n_points)
+    chosen = set(list(checkpoints)[::-1][::step][:n_points])
+    return [c for c in checkpoints if c in chosen]
+
+
+def merge_model_name(search: str) -> str:
+    """Table 3's row of a merge search: TIES -> TIES-X-flan, WAVG -> WAVG-X-flan, dare_ties -> DARE-TIES-X-flan."""
+    if search in ("TIES", "WAVG"):
+        return f"{search}-X-flan"
+    from lrmerge.merge.methods import get_method
+
+    return f"{get_method(search).pretty or search}-X-flan".replace(" ", "-")
+
+
+def seed_dir(folder: str | Path, seed: int) -> Path:
+    return Path(folder) / f"seed-{seed}"
+
+
+def read_source(run_root: str | Path, lang: str):
+    """The language's resolved data source (stage 01's manifest): BASE, corpora, SFT data, evaluation sets."""
+    from lrmerge.sources import read_source as _read
+
+    return _read(run_root, lang)
+
+
+def score_frame(results: Mapping, language: str, model: str, seed: int | None = None,
+                ct_tokens: int | None = None) -> pd.DataFrame:
+    """Tidy rows from ``{protocol: EvalResults}``: one per (task = benchmark key, protocol), score in percent."""
+    from lrmerge.eval.tasks import get_task
+
     rows = []
-    for task_name, result in results.tasks.items():
-        rows.append((language, model, benchmark_of[task_name], 100.0 * result.accuracy, result.n, 100.0 * result.stderr,
-                     result.n_unparsable, result.n_invalid_utf8))
+    for protocol, evaluated in results.items():
+        for task_name, result in evaluated.tasks.items():
+            rows.append((language, model, seed, ct_tokens, get_task(task_name).benchmark, protocol,
+                         100.0 * result.accuracy, result.n, 100.0 * result.stderr, result.n_unparsable,
+                         result.n_invalid_utf8))
     return pd.DataFrame(rows, columns=list(SCORE_FRAME_COLUMNS))
 
 
-def study_tasks(lang: str, benchmarks: Sequence[str] | None = None, math_max_new_tokens: int | None = None) -> list:
-    """The language's task specs; ``math_max_new_tokens`` caps generation on the math tasks (the demo world's
+def study_tasks(source, benchmarks: Sequence[str] | None = None, math_max_new_tokens: int | None = None) -> list:
+    """The source's task specs; ``math_max_new_tokens`` caps generation on the math tasks (the demo world's
     worked answers are short; real MGSM chains of thought need the template's 256)."""
     from dataclasses import replace
 
     from lrmerge.eval.tasks import tasks_for_language
 
-    specs = tasks_for_language(lang, list(benchmarks) if benchmarks else None)
+    specs = tasks_for_language(source.lang, list(benchmarks) if benchmarks else list(source.tasks))
     if math_max_new_tokens:
         specs = [replace(s, max_new_tokens=math_max_new_tokens) if s.scorer == "number" else s for s in specs]
     return specs
 
 
-def evaluate_models(models: Mapping[str, str | Path], lang: str, source: str | Path, split: str = "test",
-                    tasks: Sequence[str] | None = None, cache_dir: str | Path | None = None, batch_size: int = 32,
-                    device: str = "auto", progress: bool = False, math_max_new_tokens: int | None = None) -> pd.DataFrame:
-    """Evaluate named model folders on ``lang``'s tasks; one tidy frame (per-task caches make reruns free)."""
-    from lrmerge.eval.runner import evaluate
+def evaluate_models(models: Mapping[str, str | Path], source, split: str = "test", *,
+                    protocols: Sequence[str] = ("loglik", "generate"), cache_dir: str | Path | None = None,
+                    batch_size: int = 32, device: str = "auto", progress: bool = False,
+                    math_max_new_tokens: int | None = None, seed: int | None = None,
+                    ct_tokens: Mapping[str, int] | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Evaluate named model folders on the source's tasks under each protocol; one tidy frame (cached per model
+    content, task and protocol, so reruns are free). ``limit``: first n items (default: the source's limit)."""
+    from lrmerge.eval.runner import evaluate_protocols
 
-    specs = study_tasks(lang, tasks, math_max_new_tokens)
+    specs = study_tasks(source, math_max_new_tokens=math_max_new_tokens)
+    limit = limit if limit is not None else source.eval_limit.get(split)
     frames = []
     for name, folder in models.items():
         cache = Path(cache_dir) / config_key(model_identity(folder)) if cache_dir else None
-        results = evaluate(folder, specs, split=split, source=source, lang=lang, batch_size=batch_size,
-                           device=device, cache_dir=cache, progress=progress)
-        frames.append(score_frame(results, lang, name, {spec.name: spec.benchmark for spec in specs}))
+        results = evaluate_protocols(folder, specs, protocols, split=split, source=source.eval_source,
+                                     batch_size=batch_size, device=device, lang=source.lang, cache_dir=cache,
+                                     limit=limit, progress=progress)
+        frames.append(score_frame(results, source.lang, name, seed, (ct_tokens or {}).get(name)))
     return pd.concat(frames, ignore_index=True)
 
 
-def chance_level(lang: str, source: str | Path, tasks: Sequence[str] | None = None) -> dict[str, float]:
+def dev_evaluator(source, limit: int | None = None, **options):
+    """Evaluator for the merge grid: model folder -> {task: dev accuracy}, multiple-choice tasks by log-likelihood
+    and math by generation (the study's scoring protocol); returns (evaluator, its cache key for the grid)."""
+    from lrmerge.eval.runner import evaluate_protocols
+
+    specs = study_tasks(source, math_max_new_tokens=options.pop("math_max_new_tokens", None))
+    limit = limit if limit is not None else source.eval_limit.get("dev")
+    wanted = study_protocol(specs)
+
+    def evaluator(model_dir) -> dict[str, float]:
+        results = evaluate_protocols(model_dir, specs, sorted(set(wanted.values())), split="dev",
+                                     source=source.eval_source, lang=source.lang, limit=limit, **options)
+        return {spec.name: results[wanted[spec.name]].tasks[spec.name].accuracy for spec in specs}
+
+    key = {"tasks": [repr(s) for s in specs], "split": "dev", "source": source.eval_source, "limit": limit,
+           "protocols": wanted}
+    return evaluator, key
+
+
+def study_protocol(specs) -> dict[str, str]:
+    """The protocol each task is averaged by in Tables 3-5: log-likelihood of the options for multiple-choice
+    tasks, parsed greedy answers for math."""
+    return {spec.name: ("loglik" if spec.scorer == "letter" else "generate") for spec in specs}
+
+
+def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]:
     """Accuracy of random guessing per benchmark, in percent (1 / number of options; 0 for math)."""
     from lrmerge.data.loaders import load_task
     from lrmerge.data.schema import ChoiceItem, ClassificationItem
-    from lrmerge.eval.tasks import tasks_for_language
 
     levels = {}
-    for spec in tasks_for_language(lang, list(tasks) if tasks else None):
-        data = load_task(spec.benchmark, lang, "test", source)
+    for spec in study_tasks(source, tasks):
+        where = source.eval_source
+        data = load_task(spec.benchmark, source.lang, "test", where[spec.benchmark] if isinstance(where, dict) else where)
         item = data.items[0]
         if isinstance(item, ClassificationItem):
             levels[spec.benchmark] = 100.0 / len(data.labels)
@@ -120,35 +195,42 @@ def chance_level(lang: str, source: str | Path, tasks: Sequence[str] | None = No
 
 # ---------------------------------------------------------------------------------------- training stage configs
 
-def ct_config(world, lang: str, out_dir: str | Path, *, x_tokens: int, n_checkpoints: int, replay_share: float,
+def ct_config(source, out_dir: str | Path, *, x_tokens: int, n_checkpoints: int, replay_share: float,
               lr: float, embedding_lr_multiplier: float, seq_len: int, batch_size: int, seed: int,
-              warmup_ratio: float = 0.05):
-    """CT-X on the demo world's X corpus with English replay (the paper's recipe at demo scale)."""
-    from lrmerge.train.config import BatchConfig, CorpusSource, CTConfig, OptimConfig
+              warmup_ratio: float = 0.05, checkpoint_tokens: Sequence[int] | None = None, grad_accum: int = 1,
+              precision: str = "auto", schedule: str = "cosine", save_steps: int = 10_000):
+    """CT-X on the source's X corpus with English replay (section 3.2); ``checkpoint_tokens``: total tokens seen
+    (X + replay) at each checkpoint (default: ``n_checkpoints`` evenly spaced)."""
+    from lrmerge.train.config import BatchConfig, CTConfig, OptimConfig
 
     return CTConfig(
-        lang=lang, base_model=str(world.base), out_dir=Path(out_dir), seed=seed,
-        x_corpus=CorpusSource(path=world.corpus(lang)), replay_corpus=CorpusSource(path=world.en_replay),
+        lang=source.lang, base_model=source.base, out_dir=Path(out_dir), seed=seed, precision=precision,
+        x_corpus=source.corpus("ct"), replay_corpus=source.corpus("replay"),
         replay_share=replay_share, x_tokens=x_tokens, n_checkpoints=n_checkpoints,
-        optim=OptimConfig(lr=lr, embedding_lr_multiplier=embedding_lr_multiplier, warmup_ratio=warmup_ratio),
-        batch=BatchConfig(seq_len=seq_len, per_device_batch_size=batch_size),
-        save_steps=10_000,
+        checkpoint_tokens=list(checkpoint_tokens) if checkpoint_tokens else None,
+        optim=OptimConfig(lr=lr, embedding_lr_multiplier=embedding_lr_multiplier, warmup_ratio=warmup_ratio,
+                          schedule=schedule),
+        batch=BatchConfig(seq_len=seq_len, per_device_batch_size=batch_size, grad_accum_steps=grad_accum),
+        save_steps=save_steps,
     )
 
 
-def sft_config(world, lang: str, stage: str, base_model: str | Path, out_dir: str | Path, sft_file: str | Path, *,
-               epochs: float, lr: float, batch_size: int, max_len: int, replay_share: float, seed: int):
+def sft_config(source, stage: str, base_model: str | Path, out_dir: str | Path, sft_file: str | Path, *,
+               epochs: float, lr: float, batch_size: int, max_len: int, replay_share: float, seed: int,
+               grad_accum: int = 1, precision: str = "auto", save_steps: int = 10_000):
     """SFT-flan (from BASE, English replay) or CTSFT-X-flan / -mt (from CT-X, English and X replay; footnote 1)."""
-    from lrmerge.train.config import BatchConfig, CorpusSource, OptimConfig, SFTConfig
+    from lrmerge.train.config import BatchConfig, OptimConfig, SFTConfig
 
-    replay = [CorpusSource(path=world.en_replay)]
+    replay = [source.corpus("replay")]
     if stage != "sft-flan":
-        replay.append(CorpusSource(path=world.corpus(lang)))
+        replay.append(source.corpus("ct"))
     return SFTConfig(
-        lang=lang, stage=stage, base_model=str(base_model), out_dir=Path(out_dir), seed=seed,
+        lang="eng" if stage == "sft-flan" else source.lang, stage=stage, base_model=str(base_model),
+        out_dir=Path(out_dir), seed=seed, precision=precision,
         sft_files=[Path(sft_file)], replay_corpora=replay, replay_share=replay_share, epochs=epochs,
         max_len=max_len, optim=OptimConfig(lr=lr, warmup_ratio=0.05),
-        batch=BatchConfig(seq_len=max_len, per_device_batch_size=batch_size), save_steps=10_000,
+        batch=BatchConfig(seq_len=max_len, per_device_batch_size=batch_size, grad_accum_steps=grad_accum),
+        save_steps=save_steps,
     )
 
 

@@ -1,33 +1,58 @@
-"""Study profiles: the parameters `lrmerge study` passes to each stage notebook.
+"""Study profiles: which data source each language reads, and the parameters `lrmerge study` passes to each stage.
 
-quick  the smallest study that still runs every stage (tests, the notebooks' quick profile): minutes on a CPU
-demo   the embedded demo study on a CPU (the README's study command)
-paper  real runs (Llama-2-7B, hub data, GPUs): the stage notebooks read the language's config
+quick           the smallest demo study that still runs every stage (tests): minutes on a CPU
+demo            the embedded demo study on a CPU (the README's study command)
+real-cpu        one paper language end to end on a CPU with a real model (SmolLM2-135M) and the real data beside
+                the project (`lrmerge.sources.providers.real_cpu_spec`)
+real-cpu-quick  the same with a few training steps and a few dozen evaluation items (CI)
+paper           the paper's setting (Llama-2-7B, hub data, appendix B hyper-parameters, the full density grid,
+                CT/SFT under `accelerate launch` on several GPUs)
 Only the parameters a notebook declares in its `parameters` cell are passed to it.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
-COMMON: dict[str, dict[str, Any]] = {
-    "quick": {"world_profile": "quick", "seed": 0, "device": "auto"},
-    "demo": {"world_profile": "demo", "seed": 0, "device": "auto"},
-    "paper": {"world_profile": "none", "seed": 0, "device": "cuda"},
-}
+from lrmerge.languages import DEMO_LANGUAGES, PAPER_LANGUAGES
 
-STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    provider: str  # lrmerge.sources.PROVIDERS key
+    provider_options: dict[str, Any]
+    languages: tuple[str, ...]  # the languages this profile serves ("--lang all": every one of them)
+    common: dict[str, Any]  # offered to every stage
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    needs_gpu: bool = False  # real 7B training: refuse to start without CUDA and the hub
+
+    def parameters(self, stage: str) -> dict[str, Any]:
+        options = json.dumps(self.provider_options, sort_keys=True)
+        return {**self.common, "source_provider": self.provider, "source_options": options,
+                **self.stages.get(stage, {})}
+
+
+PAPER_GRID = "0.01,0.2,0.4,0.6,0.8,1.0"  # appendix B, for each model
+_DEMO_COMMON = {"seed": 0, "seeds": "0", "device": "auto", "launcher": "inline", "num_processes": 1}
+_REAL_CPU_COMMON = {**_DEMO_COMMON, "math_max_new_tokens": 256, "batch_size": 8}
+
+PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
+    Profile("quick", "demo", {"world_profile": "quick"}, DEMO_LANGUAGES, _DEMO_COMMON, {
         "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16},
-        "sft": {"sft_epochs": 1.0, "figure2_points": 4},
-        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.5"},
+        "sft": {"sft_epochs": 1.0, "figure2_points": 2},
+        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7",
+                    "extra_methods": '{"dare_ties": {"density_sft": [0.5], "density_ct": [1.0]}}'},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.04"},
         "paper": {"update_readme": False},
-    },
-    "demo": {
-        # measured with experiments/demo_effects.py (issue #15): CT 12K..120K X tokens; two SFT passes (one pass left
-        # every model at chance on the X tests), English + X replay 5% (footnote 1)
+    }),
+    Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, _DEMO_COMMON, {
+        # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
+        # needs geometric checkpoint_tokens for a 10x range); two SFT passes (one pass left every model at chance on
+        # the X tests); English + X replay 5% (footnote 1)
         "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
                         "ct_seq_len": 256, "ct_batch_size": 4},
         "sft": {"sft_epochs": 2.0, "sft_lr": 2e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
@@ -36,15 +61,57 @@ STAGE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},
         "paper": {"update_readme": True},
-    },
-    "paper": {},
-}
+    }),
+    Profile("real-cpu", "real-cpu", {"sft_gsm8k": 40, "sft_topic": 60}, PAPER_LANGUAGES, _REAL_CPU_COMMON, {
+        # SmolLM2-135M trains ~100 tokens/s and reads ~500 tokens/s on 2 quiet cores; Tamil is ~250 tokens a sentence
+        "pretraining": {"ct_x_tokens": 16_000, "ct_checkpoints": 4, "ct_lr": 1e-4, "ct_embedding_lr_multiplier": 1.0,
+                        "ct_seq_len": 256, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 30},
+        "sft": {"sft_epochs": 1.0, "sft_lr": 2e-4, "sft_batch_size": 4, "sft_max_len": 384, "sft_replay_share": 0.05,
+                "figure2_points": 2},
+        "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7", "dev_limit": 40},
+        "evaluation": {"curve_limit": 60},
+        "conflicts": {"interactive": False},
+        "ties_sv": {"slacks": "0,0.04", "dev_limit": 40},
+        "multilingual": {"curve_limit": 0},
+        "paper": {"update_readme": False},
+    }),
+    Profile("real-cpu-quick", "real-cpu", {"sft_gsm8k": 2, "sft_topic": 6, "eval_limit": 8}, PAPER_LANGUAGES,
+            _REAL_CPU_COMMON, {
+        "pretraining": {"ct_x_tokens": 750, "ct_checkpoints": 2, "ct_lr": 1e-4, "ct_embedding_lr_multiplier": 1.0,
+                        "ct_seq_len": 128, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 8},
+        "sft": {"sft_epochs": 1.0, "sft_lr": 2e-4, "sft_batch_size": 4, "sft_max_len": 256, "sft_replay_share": 0.0,
+                "figure2_points": 2},
+        "merging": {"ties_densities": "1.0", "wavg_weights": "0.5"},
+        "evaluation": {"curve_limit": 8},
+        "conflicts": {"interactive": False},
+        "ties_sv": {"slacks": "0,0.04"},
+        "paper": {"update_readme": False},
+    }),
+    Profile("paper", "paper", {}, PAPER_LANGUAGES,
+            {"seed": 0, "seeds": "0", "device": "cuda", "launcher": "accelerate", "num_processes": 8,
+             "accelerate_config": "configs/accelerate/fsdp_7b.yaml", "precision": "bf16", "math_max_new_tokens": 256,
+             "batch_size": 16}, {
+        # appendix B: AdamW (0.9, 0.95), peak LR 2e-5, 1M-token batches (4096 x 4 x 8 accumulation x 8 GPUs), bf16
+        "pretraining": {"ct_x_tokens": 0, "ct_checkpoints": 8, "ct_lr": 2e-5, "ct_embedding_lr_multiplier": 1.0,
+                        "ct_seq_len": 4096, "ct_batch_size": 4, "ct_grad_accum": 8, "retrieval_probe": False},
+        "sft": {"sft_epochs": 3.0, "sft_lr": 2e-5, "sft_batch_size": 4, "sft_grad_accum": 4, "sft_max_len": 2048,
+                "sft_replay_share": 0.1, "figure2_points": 4},
+        "merging": {"ties_densities": PAPER_GRID, "wavg_weights": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"},
+        "conflicts": {"interactive": False},
+        "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},
+        "paper": {"update_readme": False},
+    }, needs_gpu=True),
+)}
 
-PROFILES = tuple(COMMON)
+PROFILES = tuple(PROFILE_TABLE)
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILE_TABLE:
+        raise ValueError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    return PROFILE_TABLE[name]
 
 
 def profile_parameters(profile: str, stage: str) -> dict[str, Any]:
-    """Parameters offered to ``stage`` under ``profile`` (common ones, then the stage's own)."""
-    if profile not in COMMON:
-        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
-    return {**COMMON[profile], **STAGE_PARAMETERS[profile].get(stage, {})}
+    """Parameters offered to ``stage`` under ``profile`` (common ones, the source, then the stage's own)."""
+    return get_profile(profile).parameters(stage)

@@ -23,6 +23,8 @@ SOURCES = {
     "paper_table3": ("paper", "09_paper_figures_tables.ipynb"),
     "figure2": ("evaluation", "05_evaluation.ipynb"),
     "figures3-4": ("conflicts", "06_sign_conflicts.ipynb"),
+    "seeds": ("evaluation", "05_evaluation.ipynb"),
+    "findings": ("paper", "09_paper_figures_tables.ipynb"),
 }
 README_START = "<!-- demo-results:start -->"
 README_END = "<!-- demo-results:end -->"
@@ -64,19 +66,25 @@ def write_figure_index(written: Mapping[str, Sequence[Path]], run_root: str | Pa
 def results_markdown(tables: Mapping[str, pd.DataFrame], run_root: str | Path, languages: Sequence[str],
                      profile: str) -> str:
     """The README's results section: Table 3, Table 4, Table 5 and the headline measurements of this run."""
+    def md(name: str) -> str:
+        table = tables[name]
+        mean, stderr = table if isinstance(table, tuple) else (table, None)
+        return to_markdown(mean, stderr=stderr)
+
     parts = [f"*Generated from the last `lrmerge study --profile {profile}` run on "
-             f"{time.strftime('%Y-%m-%d')}; numbers are accuracies (%) on the demo world's test sets.*", "",
-             "**Table 3** (average over each language's tasks; best bold, second underlined)", "",
-             to_markdown(tables["table3"])]
+             f"{time.strftime('%Y-%m-%d')}; accuracies (%) on the test sets, mean ± standard error over training "
+             "seeds; multiple-choice tasks scored by the log-likelihood of the options, math by generation.*", "",
+             "**Table 3** (average over each language's tasks; best bold, second underlined)", "", md("table3")]
     for lang in languages:
-        parts += [f"**Tasks of `{lang}`**", "", to_markdown(tables[f"table_tasks_{lang}"])]
-        parts += [f"**Table 4 (`{lang}`): TIES vs TIES-SV**", "", to_markdown(tables[f"table4_{lang}"])]
-    parts += ["**Table 5**: merging both languages with SFT-flan", "", to_markdown(tables["table5"])]
+        parts += [f"**Tasks of `{lang}`**", "", md(f"table_tasks_{lang}")]
+        parts += [f"**Table 4 (`{lang}`): TIES vs TIES-SV**", "", md(f"table4_{lang}")]
+    if "table5" in tables:
+        parts += ["**Table 5**: merging both languages with SFT-flan", "", md("table5")]
     facts = []
     for lang in languages:
         pre = Path(run_root) / lang / "pretraining" / "outputs.json"
         con = Path(run_root) / lang / "conflicts" / "outputs.json"
-        if pre.exists():
+        if pre.exists() and "retrieval_top1_last" in json.loads(pre.read_text()):
             facts.append(f"- `{lang}`: translation retrieval top-1 of the last CT-X checkpoint: "
                          f"{100 * json.loads(pre.read_text())['retrieval_top1_last']:.1f}%")
         if con.exists():

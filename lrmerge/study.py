@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
-from lrmerge.profiles import PROFILES, profile_parameters
+from lrmerge.profiles import PROFILES, get_profile, profile_parameters
 from lrmerge.runs import atomic_write_text, config_key, library_versions, runs_root
 
 COMPLETE = "_stage_complete.json"
@@ -33,7 +33,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("world", "01_world_and_data.ipynb"),
+    Stage("data", "01_data.ipynb"),
     Stage("pretraining", "02_continual_pretraining.ipynb"),
     Stage("sft", "03_sft.ipynb"),
     Stage("merging", "04_merging.ipynb"),
@@ -102,6 +102,8 @@ def run_stage(
         profile=profile,
         run_root=str(root),
         out_dir=str(folder),
+        figures_dir=str(root / "exports" / "figures"),
+        tables_dir=str(root / "exports" / "tables"),
     )
     offered.update(overrides or {})
     declared = declared_parameters(notebook)
@@ -149,8 +151,7 @@ def run_study(
     log=print,
 ) -> list[StageResult]:
     """Run the selected stages for each language, then the cross-language stages. Stops at the first failure."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    check_languages(languages, profile)
     selected = list(stages or STAGE_NAMES)
     unknown = [name for name in selected if name not in STAGE_NAMES]
     if unknown:
@@ -188,6 +189,15 @@ def run_study(
     return results
 
 
+def check_languages(languages: Sequence[str], profile: str) -> None:
+    """Every language must be one the profile's data source serves (before anything is built)."""
+    served = get_profile(profile).languages
+    unknown = [lang for lang in languages if lang not in served]
+    if unknown:
+        raise ValueError(f"--lang: {', '.join(unknown)} not served by profile {profile!r}; its languages: "
+                         f"{', '.join(served)}")
+
+
 def summary_table(results: Sequence[StageResult]) -> str:
     lines = ["| language | stage | status | seconds |", "|---|---|---|---:|"]
     lines += [f"| {r.lang} | {r.stage} | {r.status} | {r.seconds:.1f} |" for r in results]
@@ -200,9 +210,14 @@ def summary_table(results: Sequence[StageResult]) -> str:
 
 def configure_parser(parser) -> None:
     parser.add_argument("--lang", nargs="+", default=["all"],
-                        help="language codes (demo: tbx mnx; paper: tam tel ory ben bod uig mvf), or 'all' for the demo languages")
-    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES),
-                        help="quick (minutes, tests), demo (the embedded demo study), paper (real models on GPUs)")
+                        help="language codes (demo, quick: tbx mnx; real-cpu, real-cpu-quick, paper: tam tel ory ben "
+                             "bod uig mvf), or 'all': the profile's languages")
+    parser.add_argument("--profile", default="demo", choices=list(PROFILES),
+                        help="quick (minutes, tests), demo (the embedded demo study), real-cpu (a paper language with "
+                             "SmolLM2-135M and the real data on a CPU), real-cpu-quick (the same in minutes), paper "
+                             "(Llama-2-7B and hub data on GPUs)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what each stage would download, train, evaluate and store, and exit")
     parser.add_argument("--stages", nargs="+", default=None, choices=STAGE_NAMES, help="subset of stages (default: all)")
     parser.add_argument("--root", default=None, help="run folder (default: $LRMERGE_RUNS or ./runs)")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
@@ -233,10 +248,19 @@ def run(args) -> int:
 
     languages = list(args.lang)
     if languages == ["all"]:
-        from lrmerge.languages import DEMO_LANGUAGES
+        languages = list(get_profile(args.profile).languages)
+    try:
+        check_languages(languages, args.profile)
+    except ValueError as error:
+        print(f"lrmerge study: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        from lrmerge.study_plan import format_study_plan
 
-        languages = list(DEMO_LANGUAGES)
-    if args.profile == "paper":
+        for lang in languages:
+            print(format_study_plan(lang, args.profile))
+        return 0
+    if get_profile(args.profile).needs_gpu:
         try:
             for lang in languages:
                 check_real_run(lang)

@@ -33,3 +33,21 @@ def tiny_llama_factory(tmp_path):
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def quick_world_source(tmp_path_factory):
+    """The quick demo world, resolved as a study source (built once per test session)."""
+    from lrmerge.sources import provider_spec, resolve
+
+    root = tmp_path_factory.mktemp("quick_world")
+    spec = provider_spec("demo", "tbx", world_profile="quick", run_root=root)
+    return resolve(spec, root / "tbx" / "data", root / "models")
+
+
+def shared_data_dir():
+    """The real data beside the checkout (../shared/data), or None when it is not there."""
+    from lrmerge.sources import shared_data_dir as find
+
+    folder = find()
+    return folder if (folder / "sib200").is_dir() else None

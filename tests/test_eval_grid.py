@@ -83,3 +83,51 @@ def test_keep_models_keeps_loadable_merges(trio, tmp_path):
                          {"tasks": ["a"]}, keep_models=True, progress=False)
     kept = tmp_path / "models" / result.table["key"].iloc[0]
     assert AutoModelForCausalLM.from_pretrained(kept).num_parameters() > 0
+
+
+def test_method_grid_builds_candidates_of_any_registered_method():
+    from lrmerge.eval.grid import candidate_record, method_grid
+    from lrmerge.merge.config import load_config
+    from lrmerge.merge.methods import MERGE_METHODS
+
+    grid = method_grid("dare_ties", density_sft=[0.2, 0.4], density_ct=[1.0, 0.6], random_seed=3)
+    assert [(c.density_sft, c.density_ct) for c in grid] == [(0.2, 1.0), (0.2, 0.6), (0.4, 1.0), (0.4, 0.6)]
+    assert grid[0].label == "DARE-TIES k_sft=0.2 k_ct=1 seed=3"
+    config = grid[1].to_config("B", "S", ["C"])
+    assert config["merge_method"] == "dare_ties" and config["base_model"] == "B"
+    assert config["models"][1] == {"model": "C", "parameters": {"weight": 1.0, "density": 0.6}}
+    swaps = method_grid("layer_swap", bottom=[1, 2], top=1)
+    assert [c.label for c in swaps] == ["Layer swap bottom=1 top=1", "Layer swap bottom=2 top=1"]
+    assert swaps[1].to_config("B", "S", ["C"]) == {"merge_method": "layer_swap", "models": [{"model": "S"}, {"model": "C"}],
+                                                   "parameters": {"bottom": 2, "top": 1}, "dtype": "float32"}
+    crumbs = method_grid("breadcrumbs_ties", density_sft=0.3, gamma=[0.01, 0.05], **{"lambda": 1.2})
+    assert crumbs[1].to_config("B", "S", ["C"])["parameters"] == {"gamma": 0.05, "lambda": 1.2}
+    wavg = method_grid("linear", weight_sft=[0.1, 0.3], weight_ct=None)
+    assert wavg == wavg_grid((0.1, 0.3)) and wavg[0].label == "WAVG w_sft=0.1"
+    assert method_grid("ties", density_sft=[0.2], density_ct=[1.0]) == [MergeCandidate("ties", 0.2, 1.0)]
+    for name in MERGE_METHODS:  # every method's grid point is a config the merge accepts
+        density = {"density_sft": 0.5} if "density" in MERGE_METHODS[name].model_params else {}
+        for candidate in method_grid(name, **density):
+            load_config(candidate.to_config("B", "S", ["C"]))
+    with pytest.raises(ValueError, match="unknown parameter"):
+        method_grid("dare_ties", gamma=[0.1])
+    with pytest.raises(ValueError, match="has no density"):
+        method_grid("layer_swap", density_sft=[0.2])
+    with pytest.raises(ValueError, match="unknown merge method"):
+        MergeCandidate("dare")
+    # records of older code round-trip and keep their cache keys; new fields only where they say something
+    old = {"method": "ties", "density_sft": 0.2, "density_ct": 1.0, "weight_sft": 1.0, "weight_ct": 1.0, "slack": 0.0}
+    assert candidate_record(MergeCandidate(**old)) == old
+    record = candidate_record(crumbs[1])
+    assert MergeCandidate(**json.loads(json.dumps(record))) == crumbs[1]
+    assert "random_seed" in candidate_record(grid[0]) and "random_seed" not in record
+
+
+def test_grid_search_over_new_methods_names_them(trio, tmp_path):
+    base, sft, ct = trio
+    from lrmerge.eval.grid import method_grid
+
+    candidates = method_grid("dare_ties", density_sft=[0.5], density_ct=[1.0]) + method_grid("layer_swap", bottom=1, top=1)
+    result = grid_search(candidates, base, sft, [ct], weight_evaluator([]), tmp_path, {"tasks": ["a"]}, progress=False)
+    assert list(result.table["label"]) == ["DARE-TIES k_sft=0.5 k_ct=1", "Layer swap bottom=1 top=1"]
+    assert list(result.table["method"]) == ["dare_ties", "layer_swap"]

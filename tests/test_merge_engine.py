@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lrmerge.merge import merge
+from lrmerge.merge import fastpath, select
 from lrmerge.merge import primitives as P
 from lrmerge.merge.config import load_config
 from lrmerge.runs import read_run_record
@@ -195,7 +196,8 @@ def test_streamed_ties_equals_the_in_memory_merge(trio, tiny_llama_factory, tmp_
     monkeypatch.setattr(engine, "CPU_WORKERS", workers)
     monkeypatch.setattr(engine, "STREAM_BLOCK", block)
     monkeypatch.setattr(engine, "CPU_CHUNK", chunk)
-    monkeypatch.setattr(P, "CPU_CHUNK", chunk)
+    for module in (select, fastpath):  # where the chunk size is read
+        monkeypatch.setattr(module, "CPU_CHUNK", chunk)
     base, sft, ct = trio
     third = tiny_llama_factory("third", seed=4, base=base)
     cases = {"paper": (_ties(base, sft, ct), [1.0, 1.0], [0.2, 1.0]),

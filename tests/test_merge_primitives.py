@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from lrmerge.merge import fastpath, select
 from lrmerge.merge import primitives as P
 
 
@@ -33,7 +34,7 @@ def brute_ties(base, fts, weights, densities, election="sum", weighted=True, div
         sign = 1.0 if s >= 0 else -1.0
         agree = [v != 0 and (v > 0) == (sign > 0) for v in vals]
         num = sum(weights[i] * vals[i] for i in range(n) if agree[i])
-        if not normalize:
+        if not normalize or divide == "none":
             den = 1.0
         elif divide == "weight_sum":
             den = sum(weights[i] for i in range(n) if agree[i]) or 1.0
@@ -231,7 +232,8 @@ def test_bad_choices_raise_naming_allowed_values():
 @pytest.fixture(params=[7, 1 << 15], ids=["tiny-chunks", "default-chunks"])
 def chunk(request, monkeypatch):
     """Run with chunks of 7 entries too, so thresholds, ties and offsets cross chunk boundaries."""
-    monkeypatch.setattr(P, "CPU_CHUNK", request.param)
+    for module in (select, fastpath):  # where the chunk size is read
+        monkeypatch.setattr(module, "CPU_CHUNK", request.param)
     return request.param
 
 
@@ -264,6 +266,8 @@ def test_chunked_threshold_matches_brute_force_trim(chunk, density):
     ([1.0, 2.5], [0.2, 1.0], "sum", True, "weight_sum", True, 1.0),   # general path
     ([1.0, 1.0], [0.5, 0.5], "count", True, "weight_sum", True, 1.0),  # count election: general path
     ([0.5, 1.0, 2.0], [0.25, 1.0, 0.6], "sum", False, "count", True, 1.3),
+    ([1.0, 1.0], [0.3, 0.6], "sum", True, "none", True, 1.0),        # closed form: divide none is the sum
+    ([1.0, 2.5], [0.3, 0.6], "sum", True, "none", True, 0.9),        # general path: divide none is the sum
 ])
 def test_chunked_ties_equals_masks_path_and_brute_force(chunk, weights, densities, election, weighted, divide,
                                                          normalize, lambda_):
@@ -313,7 +317,8 @@ def test_chunked_ties_bf16_inputs_compute_in_float32():
 
 @pytest.mark.parametrize("density", [0.1, 0.2, 0.6])
 def test_sampled_window_gives_the_same_threshold_or_falls_back(monkeypatch, density):
-    monkeypatch.setattr(P, "CPU_CHUNK", 97)  # several chunks and groups, each window histogram is 0.5M counters
+    for module in (select, fastpath):  # where the chunk size is read
+        monkeypatch.setattr(module, "CPU_CHUNK", 97)  # several chunks and groups, each window histogram is 0.5M counters
     g = torch.Generator().manual_seed(14)
     # magnitudes 1 + j * 2**-20 (j < 60): one 16-bit bin, so a sample predicts a one-bin window; many exact ties
     tau = (1 + torch.randint(0, 60, (4000,), generator=g) * 2.0**-20) * torch.randint(0, 2, (4000,), generator=g) * 2 - 1

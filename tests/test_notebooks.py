@@ -55,20 +55,28 @@ def test_scores_are_accuracies_with_counts(quick_study):
     runs = quick_study[0]
     for lang in ("tbx", "mnx"):
         scores = pd.read_csv(runs / lang / "evaluation" / "scores.csv")
-        assert set(scores.model) == {"BASE", "SFT-flan", "CT-X", "CTSFT-X-mt", "CTSFT-X-flan", "WAVG-X-flan", "TIES-X-flan"}
+        assert set(scores.model) == {"BASE", "SFT-flan", "CT-X", "CTSFT-X-mt", "CTSFT-X-flan", "WAVG-X-flan", "TIES-X-flan",
+                                     "DARE-TIES-X-flan"}  # the quick profile adds DARE-TIES beside TIES
         assert set(scores.task) == {"sib200", "belebele", "mgsm", "mlic_rs"}
+        # both protocols for the multiple-choice tasks, generation only for math
+        assert set(scores[scores.task == "mgsm"].protocol) == {"generate"}
+        assert set(scores[scores.task == "sib200"].protocol) == {"generate", "loglik"}
         assert scores.score.between(0, 100).all() and (scores.n > 0).all()
         assert (scores.n_unparsable <= scores.n).all() and (scores.n_invalid_utf8 <= scores.n).all()
+        assert set(scores.seed) == {0} and scores[scores.model == "CT-X"].ct_tokens.notna().all()
         curves = pd.read_csv(runs / lang / "evaluation" / "curves.csv")
         assert set(curves.model) == {"CT-X", "CTSFT-X-flan", "TIES-X-flan"} and curves.ct_tokens.nunique() >= 2
-        grid = pd.read_csv(runs / lang / "merging" / "grid_ties.csv")
-        assert len(grid) == 4 and grid.dev_average.between(0, 1).all()
+        grid = pd.read_csv(runs / lang / "merging" / "grid.csv")
+        ties = grid[grid.search == "TIES"]
+        assert len(ties) == 4 and ties.dev_average.between(0, 1).all()
+        english = pd.read_csv(runs / lang / "evaluation" / "english_dev.csv")
+        assert set(english.language) == {"eng"} and set(english.model) == {"BASE", "SFT-flan"}
 
 
 def test_ct_checkpoints_and_ledger_identities(quick_study):
     runs = quick_study[0]
     for lang in ("tbx", "mnx"):
-        manifest = json.loads((runs / lang / "pretraining" / "outputs.json").read_text())
+        manifest = json.loads((runs / lang / "pretraining" / "outputs.json").read_text())["seeds"]["0"]
         assert manifest["ct_tokens"] == sorted(manifest["ct_tokens"]) and len(manifest["checkpoints"]) == 3
         table = read_table(runs / lang / "conflicts" / "sign_conflicts.csv")
         check_table(table)
@@ -87,7 +95,15 @@ def test_paper_exhibits_and_index(quick_study):
     index = (figures / "README.md").read_text()
     assert "05_evaluation.ipynb" in index and "06_sign_conflicts.ipynb" in index
     table3 = pd.read_csv(tables / "table3.csv", index_col=0)
-    assert list(table3.columns) == ["tbx", "mnx", "Average"] and table3.values.min() >= 0
+    assert list(table3.columns)[:3] == ["tbx", "mnx", "Average"] and table3[["tbx", "mnx"]].values.min() >= 0
+    seeds = pd.read_csv(tables / "seeds.csv")
+    assert list(seeds.columns) == ["language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n"]
+    assert {"eng", "tbx", "mnx"} <= set(seeds.language) and "TIES-SV-X-flan" in set(seeds.model)
+    assert not seeds.duplicated(["language", "model", "seed", "ct_tokens", "task", "protocol"]).any()
+    findings = (tables / "findings.md").read_text()
+    for heading in ("scarce", "Machine-translated", "near chance", "discarded", "TIES-SV", "two languages"):
+        assert heading in findings
+    assert findings.count("verdict:") >= 6
 
 
 def test_teaching_notebook_runs(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_stages_run_in_order_then_resume(fake_study):
     results = study.run_study(["tbx", "mnx"], "quick", names, tmp_path / "runs", log=lambda *_: None)
     assert [(r.lang, r.stage, r.status) for r in results] == [(l, s, "ran") for l in ("tbx", "mnx") for s in names]
     assert log.read_text().splitlines() == [f"{l}:{s}:0" for l in ("tbx", "mnx") for s in names]
-    assert (tmp_path / "runs" / "tbx" / "world" / study.STAGES[0].notebook).exists()  # the executed copy
+    assert (tmp_path / "runs" / "tbx" / "data" / study.STAGES[0].notebook).exists()  # the executed copy
     # same parameters: nothing runs again
     again = study.run_study(["tbx", "mnx"], "quick", names, tmp_path / "runs", log=lambda *_: None)
     assert {r.status for r in again} == {"skipped"} and len(log.read_text().splitlines()) == 6
@@ -68,11 +68,29 @@ def test_first_failure_stops_and_shows_the_cell(fake_study):
     assert log.read_text().splitlines() == [f"tbx:{study.STAGES[0].name}:0"]
 
 
-def test_unknown_stage_or_profile_is_refused(tmp_path):
+def test_unknown_stage_profile_or_language_is_refused(tmp_path):
     with pytest.raises(ValueError, match="allowed"):
         study.run_study(["tbx"], "quick", ["pretrain"], tmp_path)
     with pytest.raises(ValueError, match="allowed"):
         study.run_study(["tbx"], "huge", None, tmp_path)
+    with pytest.raises(ValueError, match="--lang: tam not served by profile 'quick'"):
+        study.run_study(["tam"], "quick", None, tmp_path)
+    with pytest.raises(ValueError, match="--lang: tbx not served by profile 'real-cpu'"):
+        study.run_study(["tbx"], "real-cpu", None, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was built
+
+
+@pytest.mark.parametrize("lang", ["tam", "tel", "ory", "ben", "bod", "uig", "mvf"])
+def test_paper_dry_run_plans_every_stage_without_downloading(lang, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LRMERGE_RUNS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "lrmerge.cli", "study", "--lang", lang, "--profile", "paper", "--dry-run"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for stage in study.STAGE_NAMES:
+        assert f"[{stage}]" in proc.stdout
+    assert "meta-llama/Llama-2-7b-hf" in proc.stdout and "GPU hours" in proc.stdout and "disk" in proc.stdout
+    assert "steps" in proc.stdout and "checkpoints    8" in proc.stdout
+    assert not any(tmp_path.iterdir())  # nothing downloaded or written
 
 
 def test_paper_profile_stops_at_once_without_a_gpu(tmp_path):

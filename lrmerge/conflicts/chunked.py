@@ -24,8 +24,10 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from lrmerge.merge.primitives import (Threshold, chunk_ranges, election_score, kept_count, kept_mask,
-                                      magnitude_threshold, sample_positions, serial_cpu, trim_chunk)
+from lrmerge.merge.fastpath import fast_path as merge_fast_path, serial_cpu
+from lrmerge.merge.primitives import election_score
+from lrmerge.merge.select import (Threshold, chunk_ranges, kept_count, kept_mask, magnitude_threshold,
+                                  sample_positions, trim_chunk)
 
 STREAM_BLOCK = 1 << 20  # elements read per model per step on CPU (4 MiB in float32), as the merge engine
 # read(model, start, stop) -> flat float32 elements [start, stop) of model 0 = BASE, 1 = SFT, 2 + j = CT j
@@ -33,12 +35,15 @@ Reader = Callable[[int, int, int], Tensor]
 
 
 def fast_path(weights: Sequence[float] | None = None, slack: float = 0.0, priority: int = 0, **merge_options) -> bool:
-    """Whether a ledger can take the streamed path: unit weights, sum election, no slack, SFT first, and no other
-    merge option that changes the election (lambda_ and normalize only scale the merged values)."""
-    unit = weights is None or all(float(w) == 1.0 for w in weights)
-    election_only = set(merge_options) <= {"lambda_", "normalize", "divide", "election", "weighted_election"}
-    return (unit and slack == 0 and priority == 0 and election_only
-            and merge_options.get("election", "sum") == "sum")
+    """Whether a ledger can take the streamed path: asks ``lrmerge.merge.fastpath.fast_path`` (purpose "ledger":
+    plain TIES, unit weights, sum election, no slack, SFT first). Options other than those that only scale the
+    merged values or choose the election (``lambda_``, ``normalize``, ``divide``, ``election``,
+    ``weighted_election``) take the full-tensor ledger."""
+    if not set(merge_options) <= {"lambda_", "normalize", "divide", "election", "weighted_election"}:
+        return False
+    weights = [1.0, 1.0] if weights is None else list(weights)
+    options = {**merge_options, "slack": slack, "priority": priority}
+    return merge_fast_path("ties_sv" if slack else "ties", options, weights, purpose="ledger") == "ties"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from typing import Sequence
 import torch
 
 from lrmerge.conflicts.columns import LEDGER_COUNTS, LEDGER_FIELDS, LEDGER_L1  # noqa: F401 (re-exported)
+from lrmerge.merge.methods import MERGE_METHODS, TensorContext, get_method
 from lrmerge.merge.primitives import TiesMasks, task_vector, ties_merge_tensor
 
 
@@ -90,20 +91,36 @@ def tensor_ledger(
     priority: int = 0,
     kept: Sequence[torch.Tensor] | None = None,
     task_vectors: Sequence[torch.Tensor] | None = None,
+    method: str = "ties",
+    seeds: Sequence[int] | None = None,
     **merge_options,
 ) -> tuple[torch.Tensor, dict[str, int | float]]:
-    """Merge one tensor with TIES (TIES-SV when ``slack > 0``) and return ``(merged, ledger)``.
+    """Merge one tensor with a registered method that elects signs and return ``(merged, ledger)``.
 
+    ``method``: "ties" (TIES-SV when ``slack > 0``), or any registry row with a sign consensus (dare_ties,
+    breadcrumbs_ties, della, ...; their registry defaults apply, ``seeds`` seed the random ones).
     ``finetuned[priority]`` is SFT (paper: densities (0.2, 1.0), weights 1, sum election). ``kept`` passes
     precomputed trim masks (the series reuses SFT's across checkpoints) and ``task_vectors`` the float32
     ``task_vector(finetuned[i], base)`` the caller already holds. Other keyword options (``lambda_``,
-    ``election``, ``slack_of``, ...) go to ``ties_merge_tensor`` unchanged.
+    ``election``, ``slack_of``, ...) go to the merge unchanged.
     """
     weights = [1.0] * len(finetuned) if weights is None else list(weights)
-    merged, masks = ties_merge_tensor(
-        base, list(finetuned), weights, list(densities), slack=slack, priority=priority, keep_masks=True,
-        kept=kept, **merge_options,
-    )
+    spec = get_method(method)
+    if not spec.uses_masks:
+        raise ValueError(f"merge method {method!r} elects no signs: it has no sign-conflict ledger "
+                         f"(methods that do: {sorted(n for n, s in MERGE_METHODS.items() if s.uses_masks)})")
+    if method in ("ties", "ties_sv"):
+        merged, masks = ties_merge_tensor(
+            base, list(finetuned), weights, list(densities), slack=slack, priority=priority, keep_masks=True,
+            kept=kept, **merge_options,
+        )
+    else:
+        options = {**{k: v for k, v in spec.defaults().items() if k not in ("slack", "priority", "slack_of")},
+                   **merge_options}
+        if slack:
+            options.update(slack=slack, priority=priority)
+        context = TensorContext(seeds=tuple(seeds) if seeds is not None else None)
+        merged, masks = spec(base, list(finetuned), weights, list(densities), keep_masks=True, context=context,
+                             kept=kept, **options)
     taus = task_vectors if task_vectors is not None else [task_vector(f, base) for f in finetuned]  # as the merge
     return merged, ledger_from_masks(taus, masks, priority=priority)
-

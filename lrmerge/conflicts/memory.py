@@ -15,13 +15,14 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from lrmerge.conflicts.chunked import chunked_ledger, streamed_ledgers
+from lrmerge.conflicts.chunked import chunked_ledger, fast_path, streamed_ledgers
 from lrmerge.conflicts.columns import TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
 from lrmerge.conflicts.series import check_same_tensors, checkpoint_labels, ct_tokens_of, normalise_table
 from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.primitives import serial_cpu, task_vector, trim_mask
+from lrmerge.merge.fastpath import serial_cpu
+from lrmerge.merge.primitives import task_vector, trim_mask
 
 DEFAULT_MAX_PARAMS = 50_000_000  # per model; beyond this use the streamed, cached series
 
@@ -69,7 +70,7 @@ class InMemoryLedger:
             out = []
             for name in self.names:
                 base, sft, ct = self.base[name], self.models["sft"][name], self.models[label][name]
-                if slack == 0:  # plain TIES: streamed counts, no masks (see chunked.py)
+                if fast_path(slack=slack):  # plain TIES: streamed counts, no masks (see chunked.py)
                     led = chunked_ledger(base, [sft, ct], [density_sft, density_ct])
                 else:
                     kept = [self.kept("sft", name, density_sft), self.kept(label, name, density_ct)]
@@ -109,7 +110,7 @@ class InMemoryLedger:
         """The tidy ledger table (same columns as the streamed series) for the chosen checkpoints."""
         labels = list(checkpoints) if checkpoints is not None else self.labels
         with serial_cpu(self.device):  # small tensors: thread wake-ups would cost more than the work
-            if slack == 0:
+            if fast_path(slack=slack):
                 self._plain_ties_rows(labels, density_sft, density_ct, slack_of)
             rows = [r for label in labels for r in self.rows(label, density_sft, density_ct, slack, slack_of)]
         return normalise_table(pd.DataFrame(rows, columns=list(TABLE_COLUMNS)))

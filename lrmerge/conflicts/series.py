@@ -29,7 +29,9 @@ from lrmerge.conflicts.columns import LEDGER_FIELDS, TABLE_COLUMNS
 from lrmerge.conflicts.ledger import tensor_ledger
 from lrmerge.conflicts.names import parse_tensor_name
 from lrmerge.merge.checkpoint import CheckpointReader, resolve_device
-from lrmerge.merge.primitives import serial_cpu, task_vector, trim_mask
+from lrmerge.merge.methods import get_method, tensor_seeds
+from lrmerge.merge.fastpath import serial_cpu
+from lrmerge.merge.primitives import task_vector, trim_mask
 from lrmerge.runs import RUN_RECORD, atomic_output_dir, atomic_write_text, config_key, runs_root, write_run_record
 
 _TOKENS_IN_NAME = re.compile(r"tokens[-_]?(\d+)")
@@ -64,13 +66,22 @@ def model_fingerprint(folder: str | Path) -> list:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.name != RUN_RECORD]
 
 
-def series_config(base, sft, cts, density_sft: float, density_ct: float, slack: float, slack_of: str) -> dict:
-    return {
+def series_config(base, sft, cts, density_sft: float, density_ct: float, slack: float, slack_of: str,
+                  method: str = "ties", random_seed: int = 0) -> dict:
+    config = {
         "base": str(Path(base).resolve()), "sft": str(Path(sft).resolve()),
         "ct": [str(Path(c).resolve()) for c in cts],
         "density_sft": density_sft, "density_ct": density_ct, "slack": slack, "slack_of": slack_of,
         "weights": [1.0, 1.0], "election": "sum", "priority": "sft",
     }
+    if method not in ("ties", "ties_sv"):  # TIES keeps the keys of tables cached by older code
+        spec = get_method(method)
+        if not spec.uses_masks:
+            raise ValueError(f"merge method {method!r} elects no signs: no sign-conflict ledger")
+        config["method"] = method
+        if spec.random:
+            config["random_seed"] = int(random_seed)
+    return config
 
 
 def conflict_series(
@@ -86,11 +97,14 @@ def conflict_series(
     cache_dir: str | Path | None = None,
     refresh: bool = False,
     progress: bool = True,
+    method: str = "ties",
+    random_seed: int = 0,
 ) -> pd.DataFrame:
-    """The tidy ledger table of SFT vs each CT checkpoint (cached; see module doc). Paper: (0.2, 1.0), slack 0."""
+    """The tidy ledger table of SFT vs each CT checkpoint (cached; see module doc). Paper: (0.2, 1.0), slack 0.
+    ``method``: any registered method that elects signs (its registry defaults; ``random_seed`` for random ones)."""
     if not cts:
         raise ValueError("need at least one CT checkpoint")
-    config = series_config(base, sft, cts, density_sft, density_ct, slack, slack_of)
+    config = series_config(base, sft, cts, density_sft, density_ct, slack, slack_of, method, random_seed)
     key = config_key({**config, "files": {str(p): model_fingerprint(p) for p in [base, sft, *cts]}})
     folder = Path(cache_dir) if cache_dir is not None else runs_root() / "conflicts" / "cache"
     entry = folder / key
@@ -100,7 +114,8 @@ def conflict_series(
     if refresh:
         partial.unlink(missing_ok=True)
     table = compute_series(base, sft, cts, density_sft=density_sft, density_ct=density_ct, slack=slack,
-                           slack_of=slack_of, device=device, partial=partial, progress=progress)
+                           slack_of=slack_of, device=device, partial=partial, progress=progress, method=method,
+                           random_seed=random_seed)
     with atomic_output_dir(entry, overwrite=True) as tmp:
         table.to_parquet(tmp / TABLE_FILE, index=False)
         write_run_record(tmp, config, seed=None, cache_key=key, rows=len(table))
@@ -110,7 +125,7 @@ def conflict_series(
 
 def compute_series(
     base, sft, cts, *, density_sft=0.2, density_ct=1.0, slack=0.0, slack_of="kept", device="auto",
-    partial: str | Path | None = None, progress: bool = True,
+    partial: str | Path | None = None, progress: bool = True, method: str = "ties", random_seed: int = 0,
 ) -> pd.DataFrame:
     """Stream every tensor once (no cache). ``partial``: a CSV that rows are appended to per finished tensor and
     that a rerun resumes from."""
@@ -135,7 +150,7 @@ def compute_series(
         # save here (measured on 2 busy cores: 84 s -> see benchmarks/conflict_speed.py)
         with serial_cpu(dev):
             tensor_rows = _tensor_rows(name, base_ckpt, sft_ckpt, list(zip(labels, tokens, ct_ckpts)), dev,
-                                       density_sft, density_ct, slack, slack_of)
+                                       density_sft, density_ct, slack, slack_of, method, random_seed)
         if writer is not None:
             writer.append(tensor_rows)
         rows.extend(tensor_rows)
@@ -143,9 +158,20 @@ def compute_series(
     return normalise_table(table)
 
 
-def _tensor_rows(name, base_ckpt, sft_ckpt, cts, dev, density_sft, density_ct, slack, slack_of) -> list[dict]:
+def _tensor_rows(name, base_ckpt, sft_ckpt, cts, dev, density_sft, density_ct, slack, slack_of, method="ties",
+                 random_seed=0) -> list[dict]:
     """Ledger rows of one tensor for every CT checkpoint; SFT's task vector and trim are computed once."""
     layer, module = parse_tensor_name(name)
+    if method not in ("ties", "ties_sv"):  # another sign-electing method: its reference merge's masks
+        base_t, sft_t = base_ckpt.get(name, device=dev), sft_ckpt.get(name, device=dev)
+        rows = []
+        for label, ct_tokens, ckpt in cts:
+            _, led = tensor_ledger(base_t, [sft_t, ckpt.get(name, device=dev)], [density_sft, density_ct],
+                                   method=method, slack=slack, slack_of=slack_of,
+                                   seeds=tensor_seeds(random_seed, name, 2) if get_method(method).random else None)
+            rows.append({"checkpoint": label, "ct_tokens": ct_tokens, "tensor": name, "layer": layer,
+                         "module": module, **led})
+        return rows
     if fast_path(slack=slack):  # unit weights and sum election (series_config): only slack decides
         readers = [base_ckpt, sft_ckpt, *(ckpt for _, _, ckpt in cts)]
 

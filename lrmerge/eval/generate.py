@@ -43,6 +43,7 @@ class Generation:
     text: str  # decoded answer, cut before the first stop string
     token_ids: list[int] = field(default_factory=list)  # generated ids up to the stopping token, EOS excluded
     finish: str = "length"  # "stop" | "eos" | "length"
+    first_logprobs: list[float] | None = None  # log p(token | prompt) at the first step, for the asked token ids
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -53,8 +54,14 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 @torch.no_grad()
 def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (),
                     batch_size: int = 16, device: str | torch.device | None = None,
-                    add_special_tokens: bool = True, progress: bool = True, desc: str = "generate") -> list[Generation]:
-    """Greedy decoding of every prompt; identical (up to float rounding) to one-by-one ``model.generate``."""
+                    add_special_tokens: bool = True, progress: bool = True, desc: str = "generate",
+                    score_first: Sequence[Sequence[int]] | None = None) -> list[Generation]:
+    """Greedy decoding of every prompt; identical (up to float rounding) to one-by-one ``model.generate``.
+
+    ``score_first``: per prompt, token ids whose log-probabilities at the first generated position are returned in
+    ``Generation.first_logprobs`` — the log-likelihood of single-token continuations (option letters) from the very
+    forward pass that starts the generation, so scoring both protocols costs one prefill.
+    """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     device = resolve_device(device) if device is not None else next(model.parameters()).device
@@ -69,8 +76,9 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
+        first = [score_first[i] for i in rows] if score_first is not None else None
         for index, generation in zip(rows, _generate_batch(model, tokenizer, [encoded[i] for i in rows], max_new_tokens,
-                                                            tuple(stop), pad_id, eos_ids, device)):
+                                                            tuple(stop), pad_id, eos_ids, device, first)):
             results[index] = generation
         bar.update(len(rows))
     bar.close()
@@ -78,7 +86,8 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
 
 
 def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: int, stop: tuple[str, ...],
-                    pad_id: int, eos_ids: set[int], device: torch.device) -> list[Generation]:
+                    pad_id: int, eos_ids: set[int], device: torch.device,
+                    score_first: list[Sequence[int]] | None = None) -> list[Generation]:
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, L), left-padded
     attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -90,6 +99,10 @@ def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: in
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
     cache_arg = _cache_kwarg(model)
     cache, logits = getattr(out, cache_arg), out.logits[:, -1]  # (B, V)
+    first_scores = None
+    if score_first is not None:
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
+        first_scores = [logprobs[row, list(ids)].tolist() for row, ids in enumerate(score_first)]
     next_pos = position_ids[:, -1:] + 1  # (B, 1)
     alive = list(range(len(batch)))  # batch rows still generating, in cache order
     generated: list[list[int]] = [[] for _ in batch]
@@ -123,6 +136,9 @@ def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: in
                     use_cache=True, **{cache_arg: cache})
         cache, logits = getattr(out, cache_arg), out.logits[:, -1]
         next_pos = next_pos + 1
+    if first_scores is not None:
+        for row, result in enumerate(results):
+            result.first_logprobs = first_scores[row]
     return results  # type: ignore[return-value]
 
 

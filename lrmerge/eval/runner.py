@@ -22,6 +22,7 @@ from lrmerge.eval.unparsable import generated_bytes, is_invalid_utf8
 from lrmerge.runs import atomic_output_dir, atomic_write_text, config_key, write_run_record
 
 Mode = Literal["generate", "loglik"]
+PROTOCOLS: tuple[str, ...] = ("loglik", "generate")  # the study reports both for multiple-choice tasks
 MODES: tuple[str, ...] = ("generate", "loglik")
 Continuation = Literal["letter", "text"]
 CONTINUATIONS: tuple[str, ...] = ("letter", "text")
@@ -120,6 +121,101 @@ def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], m
     return _summarise(spec.name, records)
 
 
+def letter_first_tokens(tokenizer, prompt: str, n_options: int) -> list[int] | None:
+    """Token ids of the letter continuations " A", " B", ... when each is one token right after the prompt's own
+    tokens (then their log-likelihood is the first generation step's); None otherwise."""
+    from lrmerge.eval.generate import encode, split_context_continuation
+
+    context = encode(tokenizer, [prompt])[0]
+    ids = []
+    for index in range(n_options):
+        ctx, cont = split_context_continuation(tokenizer, prompt, prompts.letter_answer(index))
+        if ctx != context or len(cont) != 1:
+            return None
+        ids.append(cont[0])
+    return ids
+
+
+def evaluate_task_protocols(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], protocols: Sequence[str],
+                            batch_size: int = 16, device=None, progress: bool = True,
+                            labels: Sequence[str] | None = None) -> dict[str, TaskResult]:
+    """Score one task under several protocols. Math is generation only. For multiple-choice tasks, when every
+    option letter is a single token after the prompt, one prefill gives both the greedy answer and the letters'
+    log-likelihoods (exactly what ``mode="loglik"`` with letter continuations computes)."""
+    wanted = [p for p in protocols if p in MODES and (p == "generate" or spec.scorer == "letter")]
+    if not wanted:
+        return {}
+    if spec.scorer != "letter" or set(wanted) != {"loglik", "generate"}:
+        return {p: evaluate_task(model, tokenizer, spec, items, p, batch_size, device, progress=progress, labels=labels)
+                for p in wanted}
+    labels = tuple(labels) if labels is not None else spec.labels
+    if issubclass(spec.item_type, ClassificationItem) and labels is None:
+        labels = labels_from_items(items)  # type: ignore[arg-type]
+    built = [spec.build_prompt(item, labels) for item in items]
+    firsts = [letter_first_tokens(tokenizer, prompt, len(spec.options(item, labels))) for item, (prompt, _) in zip(items, built)]
+    if any(f is None for f in firsts):  # letters merge with the prompt's last token: score them separately
+        return {p: evaluate_task(model, tokenizer, spec, items, p, batch_size, device, progress=progress, labels=labels)
+                for p in wanted}
+    generations = greedy_generate(model, tokenizer, [p for p, _ in built], spec.max_new_tokens, spec.stop, batch_size,
+                                  device, progress=progress, desc=spec.name, score_first=firsts)
+    generated, scored = [], []
+    for item, (_, gold), generation in zip(items, built, generations):
+        parsed = parse_letter(generation.text, prompts.OPTION_LETTERS[:len(spec.options(item, labels))])
+        generated.append({"id": item.id, "generation": generation.text, "parsed": parsed, "gold": gold,
+                          "correct": parsed == gold, "finish": generation.finish,
+                          "invalid_utf8": is_invalid_utf8(generated_bytes(generation.token_ids, tokenizer))})
+        option_scores = generation.first_logprobs
+        choice = prompts.option_letter(max(range(len(option_scores)), key=option_scores.__getitem__))
+        scored.append({"id": item.id, "scores": option_scores, "parsed": choice, "gold": gold, "correct": choice == gold})
+    return {"loglik": _summarise(spec.name, scored), "generate": _summarise(spec.name, generated)}
+
+
+def spaced_subset(items: Sequence, limit: int | None) -> list:
+    """``limit`` items evenly spaced over the file (benchmark files can be sorted by label: SIB-200's test is), in
+    file order; all items when ``limit`` is None or not smaller."""
+    items = list(items)
+    if not limit or limit >= len(items):
+        return items
+    return [items[(i * len(items)) // limit] for i in range(limit)]
+
+
+def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], protocols: Sequence[str] = PROTOCOLS,
+                       split: str = "test", source: str | Path | None = None, batch_size: int = 16,
+                       device: str = "auto", lang: str | None = None, cache_dir: str | Path | None = None,
+                       limit: int | None = None, progress: bool = True) -> dict[str, EvalResults]:
+    """protocol -> EvalResults of a model folder; each (task, protocol) is cached on its own in ``cache_dir``.
+    ``limit``: score n items of each task, evenly spaced over the file (quick profiles; `spaced_subset`)."""
+    for protocol in protocols:
+        if protocol not in MODES:
+            raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(MODES)}")
+    specs = [get_task(t, lang) for t in tasks]
+    base_config = {"model": str(model), "split": split, "source": str(source), "continuation": "letter", "limit": limit}
+    out: dict[str, EvalResults] = {p: EvalResults({**base_config, "mode": p}, {}) for p in protocols}
+    loaded = None
+    for spec in specs:
+        wanted = [p for p in protocols if p == "generate" or spec.scorer == "letter"]
+        paths = {}
+        for p in wanted:
+            key = config_key({**base_config, "tasks": spec.name, "mode": p, "batch_size": None, "spec": repr(spec)})
+            paths[p] = Path(cache_dir) / f"{spec.name}-{p}-{key}.json" if cache_dir is not None else None
+        missing = [p for p in wanted if paths[p] is None or not paths[p].exists()]
+        for p in wanted:
+            if p not in missing:
+                out[p].tasks[spec.name] = TaskResult(**json.loads(paths[p].read_text()))
+        if not missing:
+            continue
+        task_items, labels = _load_items(spec, split, source)
+        task_items = spaced_subset(task_items, limit)
+        if loaded is None:
+            loaded = load_model(model, device)
+        for p, result in evaluate_task_protocols(*loaded, spec, task_items, missing, batch_size, resolve_device(device),
+                                                 progress, labels).items():
+            out[p].tasks[spec.name] = result
+            if paths[p] is not None:
+                atomic_write_text(paths[p], json.dumps(asdict(result), ensure_ascii=False))
+    return out
+
+
 def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: str = "test", source: str | Path | None = None,
              mode: Mode = "generate", batch_size: int = 16, device: str = "auto", tokenizer=None,
              items: dict[str, Sequence[EvalItem]] | None = None, lang: str | None = None,
@@ -166,6 +262,8 @@ def _load_items(spec: TaskSpec, split: str, source) -> tuple[list[EvalItem], tup
     """Items and (classification) labels in benchmark order from the loaders; no source: the language's own."""
     from lrmerge.data.loaders import load_task  # imported only when needed
 
+    if isinstance(source, dict):  # benchmark -> source (hub ids differ per benchmark)
+        source = source[spec.benchmark]
     if source is None:
         from lrmerge.languages import get_language
 

@@ -44,31 +44,77 @@ def _ordered_models(models, order: Sequence[str] = ROADMAP_MODELS) -> list[str]:
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
-def per_task_table(scores: pd.DataFrame, language: str, models: Sequence[str] | None = None) -> pd.DataFrame:
-    """Tables 7-13: one row per model, one column per task of ``language``, and their Average."""
+MATH_TASKS = ("mgsm", "mlic_math")  # scored by generation; every other task by the options' log-likelihood
+
+
+def study_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows Tables 3-5 average: multiple-choice tasks by log-likelihood (``loglik``), math by generation.
+    A frame without a ``protocol`` column passes through."""
+    if "protocol" not in scores.columns:
+        return scores
+    wanted = scores["task"].map(lambda t: "generate" if t in MATH_TASKS else "loglik")
+    return scores[scores["protocol"] == wanted].drop(columns="protocol")
+
+
+def _by_seed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Task columns per (model, seed), with the average over tasks; one seed when the frame has none."""
+    rows = rows.assign(seed=rows["seed"].fillna(-1) if "seed" in rows.columns else -1)
+    table = rows.pivot_table(index=["model", "seed"], columns="task", values="score", aggfunc="mean")
+    table = table[_ordered_tasks(table.columns)]
+    table["average"] = table.mean(axis=1, skipna=False)
+    return table
+
+
+def _seed_stats(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, standard error) over seeds; the standard error is NaN with one seed."""
+    grouped = table.groupby(level="model")
+    mean = grouped.mean()
+    stderr = grouped.std(ddof=1) / grouped.count().pow(0.5)
+    return mean, stderr
+
+
+def _finish(table: pd.DataFrame, models: Sequence[str] | None) -> pd.DataFrame:
+    table = table.loc[_ordered_models(table.index) if models is None else [m for m in models if m in table.index]]
+    table.columns = [TASK_TITLES.get(c, c) for c in table.columns]
+    table.index.name = None
+    table.columns.name = None
+    return table
+
+
+def per_task_stats(scores: pd.DataFrame, language: str, models: Sequence[str] | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 7-13 as (mean over seeds, standard error over seeds): a row per model, a column per task, Average."""
     rows = check_scores(scores)
     rows = rows[(rows["language"] == language) & (rows["task"] != "average")]
     if rows.empty:
         raise ValueError(f"no scores for language {language!r}")
-    table = rows.pivot_table(index="model", columns="task", values="score", aggfunc="mean")
-    table = table[_ordered_tasks(table.columns)]
-    table["average"] = table.mean(axis=1, skipna=False)
-    table = table.loc[_ordered_models(table.index) if models is None else list(models)]
-    table.columns = [TASK_TITLES.get(c, c) for c in table.columns]
-    table.index.name = None
-    return table
+    mean, stderr = _seed_stats(_by_seed(rows))
+    return _finish(mean, models), _finish(stderr.reindex(mean.index), models)
+
+
+def per_task_table(scores: pd.DataFrame, language: str, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Tables 7-13: one row per model, one column per task of ``language``, and their Average (mean over seeds)."""
+    return per_task_stats(scores, language, models)[0]
+
+
+def roadmap_stats(scores: pd.DataFrame, languages: Sequence[str] | None = None,
+                  models: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3 as (mean, standard error over seeds): a row per model, a column per language (average over its
+    tasks), and the Average across languages (per seed, then over seeds)."""
+    rows = check_scores(scores)
+    languages = list(languages or sorted(rows["language"].unique()))
+    per_seed = pd.DataFrame({lang: _by_seed(rows[(rows["language"] == lang) & (rows["task"] != "average")])["average"]
+                             for lang in languages})
+    per_seed["Average"] = per_seed.mean(axis=1, skipna=False)
+    mean, stderr = _seed_stats(per_seed)
+    order = _ordered_models(mean.index) if models is None else [m for m in models if m in mean.index]
+    return mean.loc[order].rename_axis(None), stderr.reindex(mean.index).loc[order].rename_axis(None)
 
 
 def roadmap_table(scores: pd.DataFrame, languages: Sequence[str] | None = None,
                   models: Sequence[str] | None = None) -> pd.DataFrame:
     """Table 3: one row per model, one column per language (average over its tasks), and the Average across them."""
-    rows = check_scores(scores)
-    languages = list(languages or sorted(rows["language"].unique()))
-    columns = {lang: per_task_table(rows, lang)["Average"] for lang in languages}
-    table = pd.DataFrame(columns)
-    table["Average"] = table.mean(axis=1, skipna=False)
-    table = table.loc[_ordered_models(table.index) if models is None else list(models)]
-    return table
+    return roadmap_stats(scores, languages, models)[0]
 
 
 def ties_sv_table(scores: pd.DataFrame, language: str) -> pd.DataFrame:
@@ -141,21 +187,28 @@ def _header(column) -> str:
     return " ".join(str(c) for c in column) if isinstance(column, tuple) else str(column)
 
 
-def _rendered_rows(table: pd.DataFrame, marks: pd.DataFrame, digits: int, missing: str, style: dict[str, str]):
-    """(row label, cell texts) per row: numbers with ``digits`` decimals wrapped in ``style[mark]``."""
+def _rendered_rows(table: pd.DataFrame, marks: pd.DataFrame, digits: int, missing: str, style: dict[str, str],
+                   stderr: pd.DataFrame | None = None, pm: str = " ± "):
+    """(row label, cell texts) per row: numbers with ``digits`` decimals wrapped in ``style[mark]``, followed by
+    ``pm`` and the standard error where ``stderr`` has one."""
     for label in table.index:
-        values = (table.loc[label, column] for column in table.columns)
-        texts = [missing if pd.isna(v) else f"{v:.{digits}f}" for v in values]
-        yield label, [style[marks.loc[label, c]].format(t) for c, t in zip(table.columns, texts)]
+        texts = []
+        for column in table.columns:
+            value = table.loc[label, column]
+            text = missing if pd.isna(value) else style[marks.loc[label, column]].format(f"{value:.{digits}f}")
+            error = stderr.loc[label, column] if stderr is not None and label in stderr.index else float("nan")
+            texts.append(text if pd.isna(value) or pd.isna(error) else f"{text}{pm}{error:.{digits}f}")
+        yield label, texts
 
 
-def to_markdown(table: pd.DataFrame, highlight: Highlight = "column", digits: int = 2) -> str:
-    """GitHub Markdown: best per column in **bold**, second <u>underlined</u>."""
+def to_markdown(table: pd.DataFrame, highlight: Highlight = "column", digits: int = 2,
+                stderr: pd.DataFrame | None = None) -> str:
+    """GitHub Markdown: best per column in **bold**, second <u>underlined</u>; ``stderr``: "mean ± SE" cells."""
     marks = _marks(table, highlight)
     lines = ["| | " + " | ".join(_header(c) for c in table.columns) + " |",
              "|---|" + "---:|" * len(table.columns)]
     style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
-    for label, cells in _rendered_rows(table, marks, digits, "–", style):
+    for label, cells in _rendered_rows(table, marks, digits, "–", style, stderr):
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -165,14 +218,14 @@ def _latex_escape(text: str) -> str:
 
 
 def to_latex(table: pd.DataFrame, highlight: Highlight = "column", digits: int = 2, caption: str = "",
-             label: str = "") -> str:
+             label: str = "", stderr: pd.DataFrame | None = None) -> str:
     """A booktabs LaTeX table: best per column in \\textbf, second \\underline."""
     marks = _marks(table, highlight)
     spec = "l" + "r" * len(table.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & " + " & ".join(_latex_escape(_header(c)) for c in table.columns) + r" \\", r"\midrule"]
     style = {"best": r"\textbf{{{}}}", "second": r"\underline{{{}}}", "": "{}"}
-    for row_label, cells in _rendered_rows(table, marks, digits, "--", style):
+    for row_label, cells in _rendered_rows(table, marks, digits, "--", style, stderr, r" $\pm$ "):
         lines.append(_latex_escape(str(row_label)) + " & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
@@ -184,9 +237,11 @@ def to_latex(table: pd.DataFrame, highlight: Highlight = "column", digits: int =
 
 
 def write_table(table: pd.DataFrame, name: str, folder: str | Path, highlight: Highlight = "column",
-                caption: str = "") -> list[Path]:
-    """Write ``name.md``, ``name.tex`` and ``name.csv`` into ``folder`` (each atomically)."""
+                caption: str = "", stderr: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``name.md``, ``name.tex`` and ``name.csv`` (mean, and ``<column> SE`` columns) into ``folder``."""
     folder = Path(folder)
-    return [atomic_write_text(folder / f"{name}.md", to_markdown(table, highlight)),
-            atomic_write_text(folder / f"{name}.tex", to_latex(table, highlight, caption=caption, label=f"tab:{name}")),
-            atomic_write_text(folder / f"{name}.csv", table.to_csv())]
+    csv = table if stderr is None else table.join(stderr.add_suffix(" SE"))
+    return [atomic_write_text(folder / f"{name}.md", to_markdown(table, highlight, stderr=stderr)),
+            atomic_write_text(folder / f"{name}.tex", to_latex(table, highlight, caption=caption, label=f"tab:{name}",
+                                                               stderr=stderr)),
+            atomic_write_text(folder / f"{name}.csv", csv.to_csv())]

@@ -4,9 +4,13 @@ Accepted keys: ``merge_method``, ``base_model``, ``models: [{model, parameters: 
 ``parameters`` (shared ones, see ``MERGE_METHODS[...].params``; per-model ones given here apply to every model,
 as in mergekit), ``dtype``, ``out_dtype``. Unknown keys and parameter names raise a ValueError naming the key and
 the closest valid name (mergekit silently ignores a misspelled ``densty:``). Defaults are mergekit 0.1.5's.
-Extras beyond mergekit: ``election`` (sum|count), ``weighted_election``, ``divide`` (weight_sum|count),
-``scope`` (per_tensor|global), and for ties_sv ``slack``, ``priority`` (model path or index in ``models``),
-``slack_of`` (kept|discarded). We always compute in float32; ``dtype`` only sets the default output dtype.
+Extras beyond mergekit: ``election`` (sum|count), ``weighted_election``, ``divide`` (weight_sum|count|none),
+``scope`` (per_tensor|global, magnitude-trimming methods), for ties_sv ``slack``, ``priority`` (model path or index
+in ``models``), ``slack_of`` (kept|discarded), and for layer_swap ``bottom``, ``top`` (block counts) and ``outer``
+(the language expert: path or index). Per-model ``gamma`` (breadcrumbs) and ``epsilon`` (della) and the shared
+``rescale`` (sparsifying methods) as in mergekit; ``int8_mask`` is accepted and changes nothing. The random methods
+take their seed from ``merge(..., random_seed=N)`` / ``lrmerge merge --random-seed N`` (mergekit's option), not from
+the YAML. We always compute in float32; ``dtype`` only sets the default output dtype.
 """
 
 from __future__ import annotations
@@ -19,14 +23,29 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from lrmerge.merge.methods import get_method
-from lrmerge.merge.primitives import DIVIDES, ELECTIONS, SLACK_OF
+from lrmerge.merge.methods import CHOICES, get_method
 
 DTYPES = ("float32", "float16", "bfloat16")
-SCOPES = ("per_tensor", "global")
-_CHOICES = {"election": ELECTIONS, "divide": tuple(d for d in DIVIDES if d != "none"), "slack_of": SLACK_OF,
-            "scope": SCOPES}
-_IGNORED_MERGEKIT = {"int8_mask": False, "rescale": False}  # accepted only with values that change nothing
+# mergekit parameters accepted where they change nothing: int8_mask (mask dtype), rescale without a sparsifier
+_IGNORED_MERGEKIT = {"int8_mask": False, "rescale": False}
+
+
+def _check_value(key: str, value: Any, default: Any) -> None:
+    """A shared parameter's value has its default's type (or one of CHOICES[key])."""
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise ValueError(f"parameter {key}={value!r} is not one of {list(CHOICES[key])}")
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"parameter {key} must be true or false, got {value!r}")
+    elif key in ("priority", "outer"):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"parameter {key} must be a model path or index, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"parameter {key} must be an integer, got {value!r}")
+    elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"parameter {key} must be a number, got {value!r}")
 
 
 def _unknown(kind: str, key: str, allowed: list[str]) -> ValueError:
@@ -87,23 +106,20 @@ class MergeConfig(BaseModel):
             raise ValueError(f"base_model {self.base_model!r} is listed in models with parameters; remove them")
         if not entries:
             raise ValueError("models: at least one model besides base_model is needed")
-        shared_names = list(spec.params) + list(_IGNORED_MERGEKIT)
+        inert = {k: v for k, v in _IGNORED_MERGEKIT.items() if k not in spec.params}
+        shared_names = list(spec.params) + list(inert)
         per_model_names = list(spec.model_params)
         _check_keys(self.parameters, shared_names + per_model_names, f"parameter for {self.merge_method}")
-        for key, inert in _IGNORED_MERGEKIT.items():
-            if key in self.parameters and self.parameters[key] != inert:
-                raise ValueError(f"parameter {key}={self.parameters[key]!r} is not supported (only {inert!r})")
+        for key in inert:
+            if key in self.parameters and not isinstance(self.parameters[key], bool):
+                raise ValueError(f"parameter {key} must be true or false, got {self.parameters[key]!r}")
         shared = {**spec.params, **{k: v for k, v in self.parameters.items() if k in spec.params}}
-        for key, allowed in _CHOICES.items():
-            if key in shared and shared[key] not in allowed:
-                raise ValueError(f"parameter {key}={shared[key]!r} is not one of {list(allowed)}")
-        for key in ("normalize", "weighted_election"):
-            if key in shared and not isinstance(shared[key], bool):
-                raise ValueError(f"parameter {key} must be true or false, got {shared[key]!r}")
-        if "lambda" in shared and not isinstance(shared["lambda"], (int, float)):
-            raise ValueError(f"parameter lambda must be a number, got {shared['lambda']!r}")
+        for key, value in shared.items():
+            _check_value(key, value, spec.params[key])
+        if shared.get("scope", "per_tensor") == "global" and "global_scope" not in spec.supports:
+            raise ValueError(f"parameter scope='global' is not supported by {self.merge_method}")
 
-        weights, densities = [], []
+        weights, densities, extras = [], [], {name: [] for name in spec.model_params if name not in ("weight", "density")}
         for entry in entries:
             where = f"models[{entry.model}].parameters"
             _check_keys(entry.parameters, per_model_names, f"parameter in {where} for {self.merge_method}")
@@ -117,30 +133,40 @@ class MergeConfig(BaseModel):
                 values[name] = float(value)
             if "density" in values and not 0.0 < values["density"] <= 1.0:
                 raise ValueError(f"{where}: density must be in (0, 1], got {values['density']}")
-            if spec.uses_masks and values["weight"] < 0:
+            if "negative_weights" not in spec.supports and values.get("weight", 0.0) < 0:
                 raise ValueError(f"{where}: weight must be >= 0 for {self.merge_method}, got {values['weight']}")
-            weights.append(values["weight"])
+            weights.append(values.get("weight", 1.0))
             densities.append(values.get("density", 1.0))
+            for name in extras:
+                extras[name].append(values[name])
 
         options = {("lambda_" if k == "lambda" else k): v for k, v in shared.items() if k != "scope"}
-        if "priority" in options:
-            options["priority"] = self._priority_index(options["priority"], [e.model for e in entries])
+        options.update(extras)
+        models = [e.model for e in entries]
+        if self.merge_method == "layer_swap" and len(models) != 2:
+            raise ValueError(f"layer_swap merges exactly two models (task expert, language expert); got {len(models)}")
+        for key in ("priority", "outer"):
+            if key in options:
+                options[key] = self._priority_index(options[key], models, key)
         if "slack" in options and not 0.0 <= float(options["slack"]) <= 1.0:
             raise ValueError(f"parameter slack must be in [0, 1], got {options['slack']}")
-        return ResolvedMerge(self.merge_method, self.base_model, [e.model for e in entries], weights, densities,
+        for key in ("bottom", "top"):
+            if key in options and options[key] < 0:
+                raise ValueError(f"parameter {key} must be >= 0, got {options[key]}")
+        return ResolvedMerge(self.merge_method, self.base_model, models, weights, densities,
                              options, shared.get("scope", "per_tensor"), self.dtype, self.out_dtype)
 
     @staticmethod
-    def _priority_index(priority: Any, models: list[str]) -> int:
+    def _priority_index(priority: Any, models: list[str], key: str = "priority") -> int:
         if isinstance(priority, bool):
-            raise ValueError(f"parameter priority must be a model path or index, got {priority!r}")
+            raise ValueError(f"parameter {key} must be a model path or index, got {priority!r}")
         if isinstance(priority, int):
             if not 0 <= priority < len(models):
-                raise ValueError(f"parameter priority={priority} is not an index into models (0..{len(models) - 1})")
+                raise ValueError(f"parameter {key}={priority} is not an index into models (0..{len(models) - 1})")
             return priority
         if priority in models:
             return models.index(priority)
-        raise ValueError(f"parameter priority={priority!r} is not one of the models {models}")
+        raise ValueError(f"parameter {key}={priority!r} is not one of the models {models}")
 
 
 @dataclass(frozen=True)

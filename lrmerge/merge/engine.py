@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing, nullcontext
 from pathlib import Path
@@ -26,11 +27,11 @@ from tqdm.auto import tqdm
 
 from lrmerge.merge.checkpoint import CheckpointReader, ShardedWriter, check_same_architecture, copy_side_files, resolve_device
 from lrmerge.merge.config import MergeConfig, ResolvedMerge, load_config
-from lrmerge.merge.methods import get_method
+from lrmerge.merge.fastpath import CHUNK_OPTIONS, closed_form, fast_path, serial_cpu, ties_chunked, ties_merge_chunk
+from lrmerge.merge.methods import MethodSpec, TensorContext, get_method, layer_of, tensor_seeds
 from lrmerge.merge import kernels
-from lrmerge.merge.primitives import (CPU_CHUNK, Threshold, TiesMasks, closed_form, global_threshold, kept_count,
-                                     magnitude_keys, magnitude_threshold, sample_positions, serial_cpu,
-                                     task_vector, threshold_mask, ties_merge_chunk)
+from lrmerge.merge.primitives import TiesMasks, task_vector
+from lrmerge.merge.select import CPU_CHUNK, Threshold, kept_count, kept_mask, magnitude_threshold, sample_positions
 from lrmerge.runs import atomic_output_dir, config_key, read_run_record, write_run_record
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ TAU_CACHE_BYTES = 512 * 1024**2  # task vectors of one tensor kept in memory bet
 # quiet (load 1.1) 2 threads 6.4 s vs 1 thread 7.5 s; with other jobs on the cores, 2 threads were 3-16% slower.
 # LRMERGE_CPU_WORKERS overrides the default.
 CPU_WORKERS = max(1, int(os.environ.get("LRMERGE_CPU_WORKERS", str(min(2, os.cpu_count() or 1)))))
-_CHUNK_OPTIONS = ("lambda_", "normalize", "election", "weighted_election", "divide")
 # collect_masks(tensor_name, masks, (base, finetuned)) with the float32 inputs the merge used
 MaskCallback = Callable[[str, TiesMasks, tuple[Tensor | None, list[Tensor]]], None]
 
@@ -77,16 +77,23 @@ def _plan(readers: list[CheckpointReader], vocab_policy: str) -> list[str]:
 
 
 def _global_thresholds(base: CheckpointReader, models: list[CheckpointReader], names: list[str],
-                       densities: list[float], device: torch.device) -> list[Threshold]:
+                       densities: list[float], device: torch.device) -> tuple[list[Threshold | None], dict[str, int]]:
+    """Whole-model trim: each model's exact ``Threshold`` over its task vector streamed tensor by tensor (the same
+    ``magnitude_threshold`` as per-tensor trimming, ties by lowest index in stream order), and each float tensor's
+    flat offset in that stream."""
     floats = [n for n in names if base.dtype(n).is_floating_point]
-    total = sum(int(torch.Size(base.shape(n)).numel()) for n in floats)
-    thresholds = []
+    offsets, total = {}, 0
+    for n in floats:
+        offsets[n], total = total, total + int(torch.Size(base.shape(n)).numel())
+    thresholds: list[Threshold | None] = []
     for reader, density in zip(tqdm(models, desc="global trim thresholds"), densities):
+        k = kept_count(total, density)
+
         def stream(reader=reader):
             for n in floats:
-                yield magnitude_keys(task_vector(reader.get(n, device), base.get(n, device)))
-        thresholds.append(global_threshold(stream, kept_count(total, density)))
-    return thresholds
+                yield task_vector(reader.get(n, device), base.get(n, device)).reshape(-1)
+        thresholds.append(None if k >= total else magnitude_threshold(stream, k))
+    return thresholds, offsets
 
 
 def _blocks(numel: int, block: int, start: int = 0) -> list[tuple[int, int]]:
@@ -110,8 +117,42 @@ def _split(n: int, chunk: int, parts: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + per * chunk, n)) for lo in range(0, n, per * chunk)]
 
 
+class _BufferPool:
+    """Flat float32 CPU buffers reused for the task-vector caches of successive tensors. Fresh memory costs a page
+    fault per 4 KiB on first touch (measured here: about 1.5 s of the 333M-parameter TIES merge's CPU time), so a
+    buffer given back is kept for the next tensor; at most ``keep`` free buffers (the largest) stay held."""
+
+    def __init__(self, keep: int = 2):
+        self.keep, self.free, self.lock = keep, [], threading.Lock()
+
+    def take(self, numel: int) -> Tensor:
+        with self.lock:
+            fits = [b for b in self.free if b.numel() >= numel]
+            if fits:
+                buffer = min(fits, key=Tensor.numel)
+                self.free = [b for b in self.free if b is not buffer]
+                return buffer
+        return torch.empty(numel, dtype=torch.float32)
+
+    def give(self, buffer: Tensor) -> None:
+        with self.lock:
+            self.free = sorted(self.free + [buffer], key=Tensor.numel)[-self.keep:]
+
+
+def _n_layers(readers: list[CheckpointReader], names: list[str]) -> int | None:
+    """Number of blocks: config.json's num_hidden_layers (n_layer), else 1 + the largest block index in names."""
+    config = readers[0].config
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    layers = [layer_of(n) for n in names if layer_of(n) is not None]
+    return max(layers) + 1 if layers else None
+
+
 class _StreamedTies:
-    """Plain TIES of one tensor, streamed in flat blocks from the files to the writer (readers[0] is the base).
+    """A fast-path merge of one tensor ("ties" or "weighted_sum", see ``fastpath.fast_path``), streamed in flat
+    blocks from the files to the writer (readers[0] is the base when the method has one).
+    "weighted_sum" applies the method's own (elementwise) reference function to each block.
 
     ``prepare()``: each trimmed model's task vector is read once for its threshold (``magnitude_threshold``) and
     kept in memory while the kept ones fit in TAU_CACHE_BYTES (else re-read). ``write()``: every block is merged
@@ -121,23 +162,28 @@ class _StreamedTies:
     """
 
     def __init__(self, name: str, readers: list[CheckpointReader], widest: int | None, plan: ResolvedMerge,
-                 device: torch.device):
+                 device: torch.device, kind: str = "ties", spec: MethodSpec | None = None,
+                 pool: _BufferPool | None = None):
         self.name, self.readers, self.widest, self.plan, self.device = name, readers, widest, plan, device
+        self.kind, self.spec = kind, spec
+        self.pool = pool if device.type == "cpu" else None
+        self.buffers: list[Tensor] = []  # pool buffers backing self.cached, given back after write
+        self.has_base = spec is None or spec.needs_base
         base = readers[0]
         rows = min(r.shape(name)[0] for r in readers) if widest is not None else None
         self.numel = int(torch.Size(base.shape(name)).numel())
         self.shared = self.numel if rows is None else rows * int(torch.Size(base.shape(name)[1:]).numel())
         self.on_cpu = device.type == "cpu"
         self.block = STREAM_BLOCK if self.on_cpu else max(self.shared, 1)
-        self.n_models = len(readers) - 1
-        closed = closed_form(plan.weights, plan.options.get("election", "sum"))
-        self.chunk = CPU_CHUNK if closed else CPU_CHUNK // self.n_models
+        self.n_models = len(readers) - int(self.has_base)
+        closed = kind == "ties" and closed_form(plan.weights, plan.options.get("election", "sum"))
+        self.chunk = CPU_CHUNK if closed or kind != "ties" else CPU_CHUNK // self.n_models
         # the compiled one-pass kernel for the paper's case (two unit-weight models, sum election) on CPU
         self.fused = self.on_cpu and closed and self.n_models == 2 and kernels.available()
         self.checked: set[tuple[int, int]] = set()  # (reader index, block start) already checked for NaN / inf
         self.cached: dict[int, Tensor] = {}  # model index -> its flat float32 task vector of this tensor
         self.trims: list[Threshold | None] = []
-        self.options = {k: v for k, v in plan.options.items() if k in _CHUNK_OPTIONS}
+        self.options = {k: v for k, v in plan.options.items() if k in CHUNK_OPTIONS}
         self.weights = torch.tensor(plan.weights, dtype=torch.float32, device=device)  # (n_models,)
 
     def read(self, i: int, a: int, b: int) -> Tensor:
@@ -154,7 +200,13 @@ class _StreamedTies:
         if i in self.cached:
             yield self.cached[i]
             return
-        keep = torch.empty(self.shared, dtype=torch.float32, device=self.device) if self._fits() else None
+        keep = None
+        if self._fits():
+            if self.pool is not None:
+                self.buffers.append(self.pool.take(self.shared))
+                keep = self.buffers[-1][:self.shared]
+            else:
+                keep = torch.empty(self.shared, dtype=torch.float32, device=self.device)
         for a, b in _blocks(self.shared, self.block):
             yield torch.sub(self.read(i + 1, a, b), self.read(0, a, b), out=keep[a:b] if keep is not None else None)
         if keep is not None:
@@ -162,6 +214,8 @@ class _StreamedTies:
 
     def prepare(self) -> "_StreamedTies":
         """Per-model trim thresholds (call inside ``serial_cpu``); returns self."""
+        if self.kind != "ties":
+            return self
         for i, density in enumerate(self.plan.densities):
             k = kept_count(self.shared, density)
             if k >= self.shared:
@@ -174,15 +228,24 @@ class _StreamedTies:
             self.trims.append(magnitude_threshold(lambda i=i: self.taus(i), k, *sample, self.shared))
         return self
 
-    def _inputs(self, a: int, b: int) -> tuple[Tensor, list[Tensor | None]]:
-        return self.read(0, a, b), [None if i in self.cached else self.read(i + 1, a, b) for i in range(self.n_models)]
+    def _inputs(self, a: int, b: int) -> tuple[Tensor | None, list[Tensor | None]]:
+        first = int(self.has_base)
+        return (self.read(0, a, b) if self.has_base else None,
+                [None if i in self.cached else self.read(i + first, a, b) for i in range(self.n_models)])
 
     def _merge_range(self, a: int, base_block: Tensor, inputs: list[Tensor | None], out: Tensor, lo: int, hi: int):
         """Chunks [lo, hi) of the block starting at flat index a into out[lo:hi]."""
+        if self.kind == "weighted_sum":  # the method's own elementwise reference, on this range
+            base = base_block[lo:hi] if base_block is not None else None
+            merged, _ = self.spec(base, [t[lo:hi] for t in inputs], self.plan.weights, self.plan.densities,
+                                  **self.plan.options)
+            out[lo:hi] = merged
+            return
         if self.fused:
             values = [self.cached[i][a + lo:a + hi] if i in self.cached else inputs[i][lo:hi] for i in range(2)]
             kernels.ties_two_models(base_block[lo:hi], values, [i in self.cached for i in range(2)], self.trims,
-                                    a + lo, out[lo:hi], self.options.get("normalize", True),
+                                    a + lo, out[lo:hi],
+                                    self.options.get("normalize", True) and self.options.get("divide") != "none",
                                     self.options.get("lambda_", 1.0))
             return
         for c, d in _blocks(hi, self.chunk if self.on_cpu else max(hi - lo, 1), start=lo):
@@ -234,6 +297,9 @@ class _StreamedTies:
             for a, b in _blocks(extra, self.block, start=self.shared):
                 writer.append(self.name, self.read(self.widest, a, b).to(out_dtype))
         self.cached.clear()  # free the task-vector cache: ``merge`` keeps every job until the end
+        for buffer in self.buffers:
+            self.pool.give(buffer)
+        self.buffers.clear()
 
 
 def _prepared(jobs: list[_StreamedTies]) -> Iterator[_StreamedTies]:
@@ -265,12 +331,15 @@ def _out_dtype(plan: ResolvedMerge, stored: torch.dtype) -> torch.dtype:
 def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: str = "auto",
           collect_masks: MaskCallback | None = None, *, overwrite: bool = False,
           max_shard_size: int = 2 * 1024**3, vocab_policy: VocabPolicy = "error", allow_pickle: bool = False,
-          progress: bool = True) -> Path:
+          progress: bool = True, random_seed: int | None = None) -> Path:
     """Merge the checkpoints of a mergekit-schema config into ``out_dir`` (HF folder); returns its path.
 
     An existing ``out_dir`` whose run record has the same config is reused (resume) unless ``overwrite``.
     ``vocab_policy="shared_rows"``: where embed_tokens / lm_head row counts differ, merge the shared rows and take
     the extra rows (and config.json / tokenizer files) from the first model, base first, with the most rows.
+    ``random_seed`` seeds the random methods (dare_*, della*; default 0, recorded in the run record): one seed gives
+    the same tensors on every device and thread count (``tensor_seeds``). Which path merges a tensor is decided by
+    ``fastpath.fast_path`` alone; every other configuration calls the registry entry (``MERGE_METHODS``).
     """
     if vocab_policy not in VOCAB_POLICIES:
         raise ValueError(f"vocab_policy={vocab_policy!r} is not one of {list(VOCAB_POLICIES)}")
@@ -279,6 +348,9 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     spec = get_method(plan.method)
     dev = resolve_device(device)
     record = {"merge": cfg.model_dump(), "vocab_policy": vocab_policy}
+    seed = 0 if random_seed is None else int(random_seed)
+    if spec.random:
+        record["random_seed"] = seed
     key = config_key(record)
     out_dir = Path(out_dir)
     previous = read_run_record(out_dir) if out_dir.exists() else None
@@ -293,11 +365,10 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     check_same_architecture(readers + ([CheckpointReader(plan.base_model, allow_pickle)]
                                        if plan.base_model and not use_base else []))
     names = _plan(readers, vocab_policy)
-    global_trim = plan.scope == "global" and spec.uses_masks
+    global_trim = plan.scope == "global"
     if global_trim and vocab_policy == "shared_rows":
         raise ValueError("scope: global cannot be combined with vocab_policy='shared_rows'")
-    thresholds = _global_thresholds(base, models, names, plan.densities, dev) if global_trim else []
-    budgets = [t.tie_budget for t in thresholds]
+    thresholds, offsets = _global_thresholds(base, models, names, plan.densities, dev) if global_trim else ([], {})
 
     vocab_rows = {n: [r.shape(n)[0] for r in readers] for n in names if _is_vocab(n)}
     widest = max(range(len(readers)), key=lambda i: max((rows[i] for rows in vocab_rows.values()), default=0))
@@ -305,8 +376,9 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
     if any(len(set(rows)) > 1 for rows in vocab_rows.values()):
         side_source = readers[widest].folder
 
-    streamed = (spec.uses_masks and collect_masks is None and not global_trim
-                and (plan.options.get("slack", 0) == 0 or plan.options.get("priority") is None))
+    kind = fast_path(plan.method, plan.options, plan.weights, keep_masks=collect_masks is not None)
+    streamed = kind is not None and not global_trim
+    n_layers = _n_layers(readers, names)
     layout = []
     for name in names:
         stored = readers[0].dtype(name)
@@ -315,7 +387,8 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
 
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         writer = ShardedWriter(tmp, max_shard_size, layout=layout)
-        jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev)
+        pool = _BufferPool()
+        jobs = [_StreamedTies(n, readers, widest if n in vocab_rows else None, plan, dev, kind, spec, pool)
                 for n in names if streamed and readers[0].dtype(n).is_floating_point]
         with serial_cpu(dev) if streamed else nullcontext(), closing(_prepared(jobs)) as ready:
             for name in tqdm(names, desc=f"merge ({plan.method})", disable=not progress):
@@ -332,14 +405,18 @@ def merge(config: MergeConfig | dict | str | Path, out_dir: str | Path, device: 
                 base_t, fts = (shared[0], shared[1:]) if base else (None, shared)
                 options: dict[str, Any] = dict(plan.options)
                 if global_trim:
-                    kept = []
-                    for i, tau in enumerate(task_vector(t, base_t) for t in fts):
-                        mask, used = threshold_mask(magnitude_keys(tau), thresholds[i].key, budgets[i])
-                        budgets[i] -= used
-                        kept.append(mask.reshape(tau.shape))
-                    options["kept"] = kept
-                merged, masks = spec.fn(base_t, fts, plan.weights, plan.densities,
-                                        keep_masks=collect_masks is not None, **options)
+                    taus = [task_vector(t, base_t) for t in fts]
+                    options["kept"] = [torch.ones_like(tau, dtype=torch.bool) if threshold is None else
+                                       kept_mask(tau.reshape(-1), threshold, offsets[name]).reshape(tau.shape)
+                                       for tau, threshold in zip(taus, thresholds)]
+                    del taus
+                if kind == "ties":  # global trim: the chunked TIES with the whole-model masks
+                    merged, masks = ties_chunked(base_t, fts, plan.weights, plan.densities, **options), None
+                else:
+                    context = TensorContext(name, n_layers,
+                                            tensor_seeds(seed, name, len(fts)) if spec.random else None)
+                    merged, masks = spec(base_t, fts, plan.weights, plan.densities,
+                                         keep_masks=collect_masks is not None, context=context, **options)
                 if rows is not None and max(t.shape[0] for t in inputs) > rows:
                     merged = torch.cat([merged, inputs[widest][rows:].float()])
                 if collect_masks is not None and masks is not None:

@@ -176,6 +176,7 @@ def training_arguments(config: StageConfig, max_steps: int, trainer_dir: Path, c
         data_seed=config.seed,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # several CPU processes (accelerate launch) then join a gloo group
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding" if count_tokens else "no",
         train_sampling_strategy="group_by_length" if getattr(config, "group_by_length", False) else "random",

@@ -1,0 +1,75 @@
+"""Both scoring protocols from one prefill: the letters' log-likelihoods read off the first generation step equal
+`mode="loglik"` exactly, the generations equal `mode="generate"`; math is generation only; caches per protocol."""
+
+import pytest
+import torch
+
+from lrmerge.data.schema import ChoiceItem, ClassificationItem, MathItem
+from lrmerge.eval.runner import evaluate_task, evaluate_task_protocols, letter_first_tokens
+from lrmerge.eval.tasks import SIB200_LABELS, task_for
+from lrmerge.eval.testing import tiny_llama, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok_model(quick_world_source):
+    """The quick demo world's tokenizer (option letters are single tokens) and BASE."""
+    from lrmerge.eval.runner import load_model
+
+    model, tokenizer = load_model(quick_world_source.base, "cpu")
+    return tokenizer, model
+
+
+def _items():
+    topics = [ClassificationItem(f"t{i}", f"the {w} of one", label)
+              for i, (w, label) in enumerate(zip(["sports", "travel", "one", "the"], SIB200_LABELS))]
+    choices = [ChoiceItem(f"c{i}", f"the travel {i}", "is it?", ("one", "two", "the", "of")[: 2 + i % 3], i % 2)
+               for i in range(4)]
+    return topics, choices
+
+
+@pytest.mark.parametrize("kind", ["sib200", "belebele"])
+def test_one_prefill_equals_the_two_separate_protocols(tok_model, kind):
+    tokenizer, model = tok_model
+    topics, choices = _items()
+    spec, items = (task_for("sib200", "eng"), topics) if kind == "sib200" else (task_for("belebele", "eng"), choices)
+    prompt = spec.build_prompt(items[0], SIB200_LABELS if kind == "sib200" else None)[0]
+    assert letter_first_tokens(tokenizer, prompt, 4) is not None  # the fused path is the one under test
+    both = evaluate_task_protocols(model, tokenizer, spec, items, ["loglik", "generate"], 2, torch.device("cpu"),
+                                   progress=False)
+    loglik = evaluate_task(model, tokenizer, spec, items, "loglik", 2, torch.device("cpu"), progress=False)
+    generate = evaluate_task(model, tokenizer, spec, items, "generate", 2, torch.device("cpu"), progress=False)
+    for fused, alone in zip(both["loglik"].records, loglik.records):
+        assert fused["parsed"] == alone["parsed"] and fused["scores"] == pytest.approx(alone["scores"], abs=1e-5)
+    assert [r["generation"] for r in both["generate"].records] == [r["generation"] for r in generate.records]
+    assert both["loglik"].accuracy == loglik.accuracy and both["generate"].n_unparsable == generate.n_unparsable
+
+
+def test_letters_that_merge_with_the_prompt_fall_back_to_separate_scoring(tok_model):
+    tokenizer, model = tok_model
+    assert letter_first_tokens(tokenizer, "Answer: ", 4) is None  # the trailing space moves into the continuation
+    byte_tokenizer = tiny_tokenizer()  # no single-token " A": both protocols are scored separately, same results
+    tiny = tiny_llama(byte_tokenizer, hidden_size=32, num_layers=1, seed=3)
+    topics, _ = _items()
+    spec = task_for("sib200", "eng")
+    assert letter_first_tokens(byte_tokenizer, spec.build_prompt(topics[0])[0], 7) is None
+    both = evaluate_task_protocols(tiny, byte_tokenizer, spec, topics, ["loglik", "generate"], 2, torch.device("cpu"),
+                                   progress=False)
+    alone = evaluate_task(tiny, byte_tokenizer, spec, topics, "loglik", 2, torch.device("cpu"), progress=False)
+    assert [r["scores"] for r in both["loglik"].records] == [r["scores"] for r in alone.records]
+
+
+def test_math_is_generation_only(tok_model):
+    tokenizer, model = tok_model
+    items = [MathItem("m0", "1 plus 1", 2), MathItem("m1", "2 plus 2", 4)]
+    out = evaluate_task_protocols(model, tokenizer, task_for("mgsm", "eng", max_new_tokens=4), items,
+                                  ["loglik", "generate"], 2, torch.device("cpu"), progress=False)
+    assert list(out) == ["generate"] and out["generate"].n == 2
+
+
+def test_a_limited_evaluation_spreads_over_a_sorted_file():
+    from lrmerge.eval.runner import spaced_subset
+
+    labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 20  # sorted by label, as SIB-200's test file is
+    picked = spaced_subset(labels, 10)
+    assert len(picked) == 10 and picked.count("a") == 5 and picked.count("b") == 3 and picked.count("c") == 2
+    assert spaced_subset(labels, None) == labels and spaced_subset(labels, 500) == labels

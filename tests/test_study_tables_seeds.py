@@ -1,0 +1,70 @@
+"""Tables over seeds (mean ± standard error), the study protocol's rows, Figure 2's bands, and the findings report."""
+
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from lrmerge.eval.tables import per_task_stats, roadmap_stats, study_scores, to_markdown
+from lrmerge.findings import compare, findings_markdown, verdict
+from lrmerge.plots.study_figures import curve_stats, figure2
+
+matplotlib.use("Agg")
+
+
+def _scores():
+    rows = []
+    for seed, (ties, ctsft) in enumerate([(60.0, 50.0), (64.0, 52.0), (62.0, 48.0)]):
+        for task in ("sib200", "belebele"):
+            for protocol, shift in (("loglik", 0.0), ("generate", -30.0)):
+                rows += [("tbx", "TIES-X-flan", seed, 100, task, protocol, ties + shift, 50),
+                         ("tbx", "CTSFT-X-flan", seed, 100, task, protocol, ctsft + shift, 50)]
+        rows.append(("tbx", "TIES-X-flan", seed, 100, "mgsm", "generate", 10.0, 50))
+        rows.append(("tbx", "CTSFT-X-flan", seed, 100, "mgsm", "generate", 4.0, 50))
+    return pd.DataFrame(rows, columns=["language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n"])
+
+
+def test_study_rows_are_loglik_for_choices_and_generation_for_math():
+    study = study_scores(_scores())
+    assert set(study[study.task == "mgsm"].score) == {10.0, 4.0}
+    assert study[study.task == "sib200"].score.min() >= 48.0  # the generate rows (shifted by -30) are gone
+
+
+def test_mean_and_stderr_over_seeds():
+    mean, stderr = per_task_stats(study_scores(_scores()), "tbx")
+    per_seed_avg = [(60 + 60 + 10) / 3, (64 + 64 + 10) / 3, (62 + 62 + 10) / 3]
+    assert mean.loc["TIES-X-flan", "Average"] == pytest.approx(sum(per_seed_avg) / 3)
+    sd = pd.Series(per_seed_avg).std(ddof=1)
+    assert stderr.loc["TIES-X-flan", "Average"] == pytest.approx(sd / math.sqrt(3))
+    table3, se3 = roadmap_stats(study_scores(_scores()), ["tbx"])
+    assert table3.loc["TIES-X-flan", "tbx"] == pytest.approx(mean.loc["TIES-X-flan", "Average"])
+    assert "±" in to_markdown(table3, stderr=se3)
+    one_seed = study_scores(_scores()[_scores().seed == 0])
+    assert per_task_stats(one_seed, "tbx")[1].isna().all().all()  # no standard error from one seed
+
+
+def test_compare_and_verdict():
+    rows = study_scores(_scores())
+    c = compare(rows, "tbx", "TIES-X-flan", "CTSFT-X-flan", 100)
+    diffs = [(60 + 60 + 10 - 50 - 50 - 4) / 3, (64 + 64 + 10 - 52 - 52 - 4) / 3, (62 + 62 + 10 - 48 - 48 - 4) / 3]
+    assert c.mean_difference == pytest.approx(sum(diffs) / 3) and c.seeds == 3
+    assert c.significant and verdict([c]) == "reproduced" and verdict([c], expect_positive=False) == "not reproduced"
+
+
+def test_figure2_draws_bands_over_seeds():
+    curves = pd.concat([_scores().assign(ct_tokens=t) for t in (1_000, 10_000, 100_000, 1_000_000)])
+    stats = curve_stats(study_scores(curves))
+    assert set(stats.seeds) == {3} and (stats.stderr > 0).all()
+    fig = figure2(study_scores(curves), ["tbx"], chance={"tbx": 20.0})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and len(ax.collections) == 2  # one band per model drawn
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1K", "10K", "100K", "1M"]
+
+
+def test_findings_report_lists_each_finding_with_a_verdict():
+    seeds = _scores()
+    text = findings_markdown(seeds, ["tbx"], {"tbx": {"sib200": 14.29, "belebele": 25.0, "mgsm": 0.0}},
+                             {"tbx": (0.05, 0.09)})
+    assert "verdict: reproduced" in text and "5.00% -> 9.00%" in text
+    assert text.count("## ") >= 6
