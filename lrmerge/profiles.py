@@ -55,7 +55,7 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         # the X tests); English + X replay 5% (footnote 1)
         "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
                         "ct_seq_len": 256, "ct_batch_size": 4},
-        "sft": {"sft_epochs": 2.0, "sft_lr": 2e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
+        "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
                 "figure2_points": 4},
         "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
         "conflicts": {"interactive": False},
