@@ -51,8 +51,8 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
     }),
     Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, _DEMO_COMMON, {
         # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
-        # needs geometric checkpoint_tokens for a 10x range); two SFT passes (one pass left every model at chance on
-        # the X tests); English + X replay 5% (footnote 1)
+        # needs geometric checkpoint_tokens for a 10x range); SFT three passes at lr 1e-3 (one pass left every model
+        # at chance on the X tests; 2e-3 x 2 collapsed a third of the SFT runs onto one letter); English + X replay 5%
         "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
                         "ct_seq_len": 256, "ct_batch_size": 4},
         "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
