@@ -19,14 +19,15 @@ SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from pathlib import Path
-from lrmerge import pipeline
 from lrmerge.demo import build_world, profile_config
+from lrmerge.train.config import BatchConfig, CorpusSource, CTConfig, OptimConfig
 from lrmerge.train.ct import run_ct
 root, seed = Path(sys.argv[1]), int(sys.argv[2])
 world = build_world(profile_config("quick", **{small}), root=root / "worlds", progress=False)
-cfg = pipeline.ct_config(world, "tbx", root / "ct", x_tokens=3000, n_checkpoints=1, replay_share=0.25, lr=1e-3,
-                         embedding_lr_multiplier=1.0, seq_len=64, batch_size=4, seed=seed)
-run_ct(cfg.model_copy(update={{"cpu_threads": 1, "shuffle_documents": True}}))
+run_ct(CTConfig(lang="tbx", base_model=str(world.base), out_dir=root / "ct", seed=seed,
+                x_corpus=CorpusSource(path=world.corpus("tbx")), replay_corpus=CorpusSource(path=world.en_replay),
+                replay_share=0.25, x_tokens=3000, n_checkpoints=1, optim=OptimConfig(lr=1e-3),
+                batch=BatchConfig(seq_len=64, per_device_batch_size=4), cpu_threads=1, shuffle_documents=True))
 print(world.root)
 """
 
