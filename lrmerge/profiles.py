@@ -50,12 +50,14 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         "paper": {"update_readme": False},
     }),
     Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, _DEMO_COMMON, {
-        # the recipe that passes the demo world's transfer gate (lrmerge.demo.probes; measured values in the report)
-        "pretraining": {"ct_x_tokens": 600_000, "ct_checkpoints": 6, "ct_lr": 1e-3, "ct_embedding_lr_multiplier": 3.0,
-                        "ct_seq_len": 256, "ct_batch_size": 16},
-        "sft": {"sft_epochs": 3.0, "sft_lr": 2e-3, "sft_batch_size": 16, "sft_max_len": 320, "sft_replay_share": 0.05,
-                "figure2_points": 2},
-        "merging": {"ties_densities": PAPER_GRID, "wavg_weights": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"},
+        # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
+        # needs geometric checkpoint_tokens for a 10x range); SFT three passes at lr 1e-3 (one pass left every model
+        # at chance on the X tests; 2e-3 x 2 collapsed a third of the SFT runs onto one letter); English + X replay 5%
+        "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
+                        "ct_seq_len": 256, "ct_batch_size": 4},
+        "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
+                "figure2_points": 4},
+        "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},
         "paper": {"update_readme": True},

@@ -17,7 +17,7 @@ from pathlib import Path
 from lrmerge.demo.config import FLORES_CODE, LANGUAGES, X_LANGUAGES, BaseModelConfig, WorldConfig, profile_config
 
 # Bump when the generators change what a config produces, so cached worlds of older code are not reused.
-WORLD_FORMAT = 3
+WORLD_FORMAT = 4
 
 __all__ = ["WorldConfig", "BaseModelConfig", "WorldPaths", "build_world", "profile_config", "world_paths",
            "LANGUAGES", "X_LANGUAGES", "FLORES_CODE"]

@@ -56,7 +56,7 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
     langs = ("eng", *config.languages)
     topic_table = topic_words(config.n_topics, config.topic_nouns, config.topic_verbs)
     topics = list(topic_table)
-    lexicon = build_lexicon(config.seed, topic_table, config.loanword_share)
+    lexicon = build_lexicon(config.seed, topic_table, config.loanword_share, tbx_spelling=config.tbx_spelling)
     collocations = build_collocations(config.seed, topic_table)
     sampler = ClauseSampler(topic_table, config.topic_purity, config.named_entities, config.digits,
                             collocations=collocations, collocation_strength=config.collocation_strength)
@@ -70,7 +70,8 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
 
     # English pre-training corpus of BASE, with a small trace of tbx documents mixed in.
     rng = random.Random(f"pretrain-{config.seed}")
-    english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1),
+    english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1,
+                                   exercise_share=config.exercise_share),
                          config.en_pretrain_tokens, word_sizes)
     n_trace = round(config.base_trace_share * len(english) / max(1e-9, 1 - config.base_trace_share))
     trace_docs = documents(random.Random(f"trace-{config.seed}"), sampler, lexicon, guard, "tbx", topics)
@@ -104,8 +105,7 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
 
     flan = flan_english(config.sft_items, config.seed, sampler, lexicon, topics, guard)
     _write_jsonl(out / "sft" / "flan_en.jsonl", flan)
-    translator = NoisyTranslator(lexicon, config.seed, config.mt_drop_rate, config.mt_repeat_rate,
-                                 config.mt_untranslated_rate)
+    translator = NoisyTranslator(lexicon, config.seed, config.mt_noise())
     for lang in config.languages:
         _write_jsonl(out / "sft" / f"flan_mt_{lang}.jsonl",
                      flan_mt(flan, lang, translator, config.mt_translated_share, config.seed, guard))

@@ -24,10 +24,16 @@ def _clean_clause(rng: random.Random, sampler: ClauseSampler, topic: str | None,
 
 def documents(rng: random.Random, sampler: ClauseSampler, lexicon: Lexicon, guard: LeakGuard, lang: str,
               topics: list[str], code_switch_rate: float = 0.0, parallel_share: float = 0.0,
-              math_share: float = 0.0) -> Iterator[str]:
-    """Endless documents in `lang`. English documents may include math-story sentences (no questions)."""
+              math_share: float = 0.0, exercise_share: float = 0.0) -> Iterator[str]:
+    """Endless documents in `lang`. English documents may include math-story sentences (no questions) and
+    matching exercises (`matching_exercise`)."""
     langs = ("eng", lang) if lang != "eng" else ("eng",)
     while True:
+        if lang == "eng" and rng.random() < exercise_share:
+            text = matching_exercise(rng, sampler, lexicon, topics)
+            if guard.clean(text):
+                yield text
+            continue
         if lang == "eng" and rng.random() < math_share:
             problem = sample_math(rng)
             story = problem.question().rsplit(". ", 1)[0] + "."  # the statements, not the question
@@ -64,3 +70,22 @@ def take_until(docs: Iterator[str], budget: int, sizes: Callable[[list[str]], li
 
 def word_sizes(docs: list[str]) -> list[int]:
     return [len(d.split()) for d in docs]
+
+
+def matching_exercise(rng: random.Random, sampler: ClauseSampler, lexicon: Lexicon, topics: list[str]) -> str:
+    """A school-book exercise of BASE's English text: sentences, four lettered words, the letter of the one word the
+    sentences contain. Not the prompt format of any task (no "Answer:"), but the skill that grounded reading
+    comprehension and response selection need (as a real pre-training corpus teaches Llama-2 to read)."""
+    from lrmerge.demo.lexicon import GENERIC_NOUNS
+    from lrmerge.prompts import option_letter
+
+    topic = rng.choice(topics)
+    clauses = [sampler.clause(rng, topic) for _ in range(rng.randint(1, 3))]
+    nouns = {w for c in clauses for w in (c.subject[-1], c.object[-1], *c.place[-1:])}
+    answer = rng.choice(sorted(nouns - {c.subject[-1] for c in clauses if c.subject[-1][0].isupper()}) or sorted(nouns))
+    pool = [w for t in topics for w in sampler.topics[t][0]] + GENERIC_NOUNS
+    options = [answer, *rng.sample([w for w in dict.fromkeys(pool) if w not in nouns], 3)]
+    rng.shuffle(options)
+    listed = " ".join(f"{option_letter(i)}. {w}" for i, w in enumerate(options))
+    text = " ".join(render(c, "eng", lexicon) for c in clauses)
+    return f"{text} Which word is in the text? {listed} It is {option_letter(options.index(answer))}."

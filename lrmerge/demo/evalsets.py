@@ -15,8 +15,8 @@ from pathlib import Path
 from lrmerge.demo.config import FLORES_CODE, WorldConfig
 from lrmerge.demo.grammar import ClauseSampler, render
 from lrmerge.demo.lexicon import TOPIC_LABELS_ZH, Lexicon
-from lrmerge.demo.tasks import (LeakGuard, render_item_texts, render_question, sample_math, sample_reading,
-                                sample_selection, translate_plain)
+from lrmerge.demo.tasks import (LeakGuard, render_item_texts, render_options, render_question, sample_math,
+                                sample_reading, sample_selection, translate_plain)
 from lrmerge.prompts import option_letter
 
 SPLITS = ("dev", "test")
@@ -91,7 +91,7 @@ def write_eval_sets(folder: Path, items: dict, lexicon: Lexicon, langs: tuple[st
                     for i, it in enumerate(items["mlic_rs"][split])]),
                 f"mlic/mrc/{lang}/{split}.json": _json([
                     {"id": f"mrc-{split}-{i}", "context": render_item_texts(it, lang, lexicon)[0],
-                     "question": render_question(it, lang, lexicon), "options": list(it.options),
+                     "question": render_question(it, lang, lexicon), "options": render_options(it.options, lang, lexicon),
                      "answer": option_letter(it.answer)}
                     for i, it in enumerate(items["mlic_mrc"][split])]),
                 f"mlic/math/{lang}/{split}.json": _json([
@@ -123,7 +123,7 @@ def _belebele(readings: list, lang: str, lexicon: Lexicon, split: str) -> str:
         row = {"link": f"demo://belebele/{split}/{i}", "question_number": 1,
                "flores_passage": render_item_texts(it, lang, lexicon)[0],
                "question": render_question(it, lang, lexicon)}
-        row.update({f"mc_answer{k + 1}": option for k, option in enumerate(it.options)})
+        row.update({f"mc_answer{k + 1}": option for k, option in enumerate(render_options(it.options, lang, lexicon))})
         row.update({"correct_answer_num": str(it.answer + 1), "dialect": FLORES_CODE[lang], "ds": "demo"})
         lines.append(json.dumps(row, ensure_ascii=False))
     return "\n".join(lines) + "\n"

@@ -174,28 +174,86 @@ def render(clause: Clause, lang: str, lexicon: Lexicon, rng: random.Random | Non
 
 
 _WORD = re.compile(r"[A-Za-z]+|\S")
+_OPTION_LINE = re.compile(r"^[A-J]\. ")
+ANSWER_CUE = "answer"  # the lexicon word of "Answer:" / "The answer is N." (instruction cue of every prompt)
+
+
+@dataclass(frozen=True)
+class MTNoise:
+    """The knobs of the world's MT system; all zero (and translate_answer_cue True) is an exact word-by-word
+    translation. See `WorldConfig` for what each knob models (paper section 7.2, Table 14)."""
+
+    mistranslation_rate: float = 0.0  # share of content words always rendered as one fixed wrong X word
+    hallucination_rate: float = 0.0  # share of instances with the recurring hallucinated X sentence added
+    drop_rate: float = 0.0  # per word: omitted
+    repeat_rate: float = 0.0  # per word: repeated (3 times, as NLLB loops)
+    untranslated_rate: float = 0.0  # per word: left in English (wrong-language words)
+    untranslated_options_rate: float = 0.0  # share of multiple-choice instances whose option lines stay English
+    translate_answer_cue: bool = True  # "Answer:" is translated like any word (True) or kept as the template's
 
 
 class NoisyTranslator:
     """The world's deliberately imperfect MT system (paper section 7.2, Table 14), word by word from English.
 
-    Each known English word is dropped (drop_rate), doubled (repeat_rate) or left untranslated
-    (untranslated_rate: code-switching); source word order is kept (so mnx comes out in English order).
-    Unknown words (instruction words, letters, numbers) pass through unchanged.
+    Source word order is kept (so mnx comes out in English order, even with every knob at zero); words outside the
+    lexicon (instruction words, letters, numbers, names) pass through. `MTNoise` holds the knobs. Mistranslations
+    are consistent (the same English word always gets the same wrong X word, drawn once per seed and language);
+    the hallucinated sentence is one fixed X sentence per language, as NLLB repeats the same invented sentence.
     """
 
-    def __init__(self, lexicon: Lexicon, seed: int, drop_rate: float = 0.1, repeat_rate: float = 0.05,
-                 untranslated_rate: float = 0.1):
-        self.lexicon, self.rng = lexicon, random.Random(f"mt-{seed}")
-        self.drop_rate, self.repeat_rate, self.untranslated_rate = drop_rate, repeat_rate, untranslated_rate
+    def __init__(self, lexicon: Lexicon, seed: int, noise: MTNoise | None = None):
+        self.lexicon, self.rng, self.seed = lexicon, random.Random(f"mt-{seed}"), seed
+        self.noise = noise or MTNoise()
         self.known = set(lexicon.english)
+        self._wrong: dict[str, dict[str, str]] = {}
+        self._hallucination: dict[str, str] = {}
+
+    def wrong_words(self, tgt: str) -> dict[str, str]:
+        """English content word -> the wrong X word the system always produces for it (a share of the words)."""
+        if tgt not in self._wrong:
+            from lrmerge.demo.lexicon import ADJECTIVES, GENERIC_NOUNS, GENERIC_VERBS
+
+            rng = random.Random(f"mt-wrong-{self.seed}-{tgt}")
+            content = [w for w in self.lexicon.english if w not in self.lexicon.loanwords and w not in
+                       set(GENERIC_NOUNS + GENERIC_VERBS + ADJECTIVES) and w in self.lexicon.translations[tgt]
+                       and not _is_function_word(w)]
+            chosen = rng.sample(content, round(self.noise.mistranslation_rate * len(content)))
+            self._wrong[tgt] = {w: self.lexicon.word(rng.choice([v for v in content if v != w]), tgt) for w in chosen}
+        return self._wrong[tgt]
+
+    def hallucination(self, tgt: str) -> str:
+        if tgt not in self._hallucination:
+            from lrmerge.demo.lexicon import GENERIC_NOUNS, GENERIC_VERBS
+
+            rng = random.Random(f"mt-hallucination-{self.seed}-{tgt}")
+            clause = Clause(("the", rng.choice(GENERIC_NOUNS)), rng.choice(GENERIC_VERBS),
+                            ("the", rng.choice(GENERIC_NOUNS)), ("with", "the", rng.choice(GENERIC_NOUNS)))
+            self._hallucination[tgt] = render(clause, tgt, self.lexicon)
+        return self._hallucination[tgt]
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
+        """Each text word by word, with the per-word knobs (no instance-level noise)."""
         if src != "eng":
             raise ValueError(f"NoisyTranslator translates from 'eng' only, got src={src!r}")
+        self._check(tgt)
+        return [self._line(line, tgt) for line in texts]
+
+    def translate_instance(self, prompt: str, response: str, tgt: str) -> tuple[str, str]:
+        """An SFT instance: the per-word knobs on every line, option lines kept English in a share of
+        multiple-choice instances, the hallucinated sentence appended to the longest line in a share of instances."""
+        self._check(tgt)
+        keep_options = self.rng.random() < self.noise.untranslated_options_rate
+        hallucinate = self.rng.random() < self.noise.hallucination_rate
+        lines = prompt.split("\n")
+        out = [line if keep_options and _OPTION_LINE.match(line) else self._line(line, tgt) for line in lines]
+        if hallucinate:
+            longest = max(range(len(out)), key=lambda i: len(out[i]))
+            out[longest] = out[longest] + " " + self.hallucination(tgt)
+        return "\n".join(out), self._line(response, tgt)
+
+    def _check(self, tgt: str) -> None:
         if tgt not in self.lexicon.translations:
             raise ValueError(f"NoisyTranslator: unknown target {tgt!r}; allowed: {tuple(self.lexicon.translations)}")
-        return [self._line(line, tgt) for line in texts]
 
     def _line(self, text: str, tgt: str) -> str:
         pieces = re.split(r"(\s+)", text)  # keep whitespace (newlines of prompts) as it is
@@ -215,14 +273,27 @@ class NoisyTranslator:
         if not match or match.group(1).lower() not in self.known:
             return token
         word, tail = match.group(1).lower(), match.group(2)
+        if word == ANSWER_CUE and not self.noise.translate_answer_cue:
+            return token
         if tail == ".":
             tail = " " + SENTENCE_END[tgt]
-        r = self.rng.random()
-        if r < self.drop_rate:
-            return tail.strip()
-        if r < self.drop_rate + self.untranslated_rate:
-            return match.group(1) + tail
-        x = self.lexicon.word(word, tgt)
-        if r < self.drop_rate + self.untranslated_rate + self.repeat_rate:
-            x = f"{x} {x}"
+        noise = self.noise
+        if noise.drop_rate or noise.untranslated_rate or noise.repeat_rate:
+            r = self.rng.random()
+            if r < noise.drop_rate:
+                return tail.strip()
+            if r < noise.drop_rate + noise.untranslated_rate:
+                return match.group(1) + tail
+            repeat = r < noise.drop_rate + noise.untranslated_rate + noise.repeat_rate
+        else:
+            repeat = False
+        x = self.wrong_words(tgt).get(word) or self.lexicon.word(word, tgt)
+        if repeat:
+            x = f"{x} {x} {x}"
         return x + tail
+
+
+def _is_function_word(word: str) -> bool:
+    from lrmerge.demo.lexicon import DETERMINERS, FUNCTION_WORDS, MATH_ITEMS, PREPOSITIONS
+
+    return word in set(FUNCTION_WORDS + DETERMINERS + PREPOSITIONS + MATH_ITEMS) or word == MNX_ACCUSATIVE

@@ -93,9 +93,19 @@ class Lexicon:
         return header + "\n" + "\n".join(rows) + "\n"
 
 
+TBX_SPELLINGS = ("tibetan", "english_words")
+# "english_words": each tbx word is two English words (of this pool) in a row, so tbx shares BASE's English tokens
+# and English SFT moves the very embeddings that carry tbx (a test of forgetting through shared parameters).
+TBX_PIECE_WORDS = GENERIC_NOUNS + GENERIC_VERBS + ADJECTIVES
+
+
 def build_lexicon(seed: int, topics: dict[str, tuple[list[str], list[str]]], loanword_share: float,
-                  langs: tuple[str, ...] = ("tbx", "mnx")) -> Lexicon:
-    """Encipher every English word into each X language (distinct, suffix-free words); pick the loanwords."""
+                  langs: tuple[str, ...] = ("tbx", "mnx"), tbx_spelling: str = "tibetan") -> Lexicon:
+    """Encipher every English word into each X language (distinct, suffix-free words); pick the loanwords.
+
+    tbx_spelling: "tibetan" (letters U+0F40..U+0F6C) or "english_words" (`TBX_PIECE_WORDS` pairs)."""
+    if tbx_spelling not in TBX_SPELLINGS:
+        raise ValueError(f"tbx_spelling must be one of {TBX_SPELLINGS}, got {tbx_spelling!r}")
     rng = random.Random(f"lexicon-{seed}")
     content = [w for nouns, verbs in topics.values() for w in nouns + verbs]
     english = list(dict.fromkeys(content + GENERIC_NOUNS + GENERIC_VERBS + ADJECTIVES + DETERMINERS + PREPOSITIONS
@@ -105,6 +115,10 @@ def build_lexicon(seed: int, topics: dict[str, tuple[list[str], list[str]]], loa
         words = nouns + verbs
         loanwords.update(rng.sample(words, round(loanword_share * len(words))))
     translations = {"tbx": dict(zip(english, _encipher(rng, SCRIPT_LETTERS["tbx"], WORD_LENGTHS["tbx"], len(english))))}
+    if tbx_spelling == "english_words":
+        pairs = [f"{a} {b}" for a in TBX_PIECE_WORDS for b in TBX_PIECE_WORDS if a != b]
+        random.Random(f"tbx-pairs-{seed}").shuffle(pairs)
+        translations["tbx"] = dict(zip(english, pairs))
     # mnx: topic words (enciphered ones) one letter each from their own letters, the rest two of the other letters
     topic = [w for w in content if w not in loanwords]
     letters = list(MNX_LETTERS)

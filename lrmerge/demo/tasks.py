@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from lrmerge.demo.grammar import Clause, ClauseSampler, render
 from lrmerge.demo.lexicon import MATH_ITEMS, NAMES, SENTENCE_END, Lexicon
@@ -70,52 +71,67 @@ class MathProblem:
         return f"{self.name} has {self.a} {op} {self.b} = {self.answer} {self.item}."
 
 
-def sample_math(rng: random.Random) -> MathProblem:
-    kind = rng.choice(("add", "sub", "mul"))
+def sample_math(rng: random.Random, max_operand: int = 9) -> MathProblem:
+    """One addition with operands 1..max_operand (one operation, small numbers: a 4-layer model copies operands
+    every time and the addition facts are the limit; with operands up to 60 and three operations SFT-flan sat at
+    21.5% on English, with 1-9 it reached 45.5%, measured before this change)."""
     name, other = rng.sample(NAMES, 2)
-    if kind == "mul":
-        a, b = rng.randint(2, 9), rng.randint(2, 12)
-    else:
-        a, b = rng.randint(5, 60), rng.randint(1, 40)
-        if kind == "sub":
-            a, b = max(a, b + 1), min(a, b)
-    return MathProblem(kind, name, other, rng.choice(MATH_ITEMS), a, b)
+    a, b = rng.randint(1, max_operand), rng.randint(1, max_operand)
+    return MathProblem("add", name, other, rng.choice(MATH_ITEMS), a, b)
 
 
 @dataclass(frozen=True)
 class ReadingItem:
-    """Belebele / MLiC MRC: a passage of clauses with named subjects; 'Who <verb> <object>?'; options are names."""
+    """Belebele / MLiC MRC: a passage of three clauses with named subjects; the question "<Name> <verb> what?"
+    asks for the object of one clause; options are four nouns (of any topic, or topic-neutral), exactly one of which (the
+    answer) occurs in the passage. The answer is grounded in the passage: a reader that matches options against
+    the passage gets it right; the topic is no cue."""
 
     passage: tuple[Clause, ...]
     target: int  # which clause is asked about
-    options: tuple[str, ...]
+    options: tuple[str, ...]  # English nouns; rendered in each language by `render_options`
     answer: int
 
 
+def _clause_nouns(clause: Clause) -> set[str]:
+    return {clause.subject[-1], clause.object[-1], *clause.place[-1:]}
+
+
 def sample_reading(rng: random.Random, sampler: ClauseSampler, topics: list[str]) -> ReadingItem:
+    from lrmerge.demo.lexicon import GENERIC_NOUNS
+
     topic = rng.choice(topics)
-    names = rng.sample(NAMES, 4)
+    names = rng.sample(NAMES, 3)
     clauses: list[Clause] = []
     while len(clauses) < 3:
         c = sampler.clause(rng, topic)
-        if all(c.verb != d.verb for d in clauses):
+        if all(c.verb != d.verb and c.object[-1] != d.object[-1] for d in clauses):
             clauses.append(Clause((names[len(clauses)],), c.verb, c.object, c.place, c.year, topic))
     target = rng.randrange(3)
-    options = list(names)
+    answer = clauses[target].object[-1]
+    in_passage = set().union(*(_clause_nouns(c) for c in clauses))
+    nouns = [w for t in topics for w in sampler.topics[t][0]] + GENERIC_NOUNS  # any topic: the topic is no cue
+    pool = [w for w in dict.fromkeys(nouns) if w not in in_passage]
+    options = [answer, *rng.sample(pool, 3)]
     rng.shuffle(options)
-    return ReadingItem(tuple(clauses), target, tuple(options), options.index(names[target]))
+    return ReadingItem(tuple(clauses), target, tuple(options), options.index(answer))
 
 
 def render_question(item: ReadingItem, lang: str, lexicon: Lexicon) -> str:
     c = item.passage[item.target]
-    text = render(Clause(("who",), c.verb, c.object), lang, lexicon)
-    text = text[: -len(SENTENCE_END[lang])].rstrip() + "?"
-    return text[0].upper() + text[1:]
+    text = render(Clause(c.subject, c.verb, ("what",)), lang, lexicon)
+    return text[: -len(SENTENCE_END[lang])].rstrip() + "?"
+
+
+def render_options(words: Sequence[str], lang: str, lexicon: Lexicon) -> list[str]:
+    return [lexicon.word(w, lang) for w in words]
 
 
 @dataclass(frozen=True)
 class SelectionItem:
-    """MLiC RS: a two-turn context on one topic; four candidate responses, one on the same topic."""
+    """MLiC RS: a two-turn context on one topic; four candidate replies on four different topics. The right reply
+    is on the context's topic and takes up the object of the last turn as its subject (coherence), so the choice
+    needs the context: without it the four replies are alike."""
 
     context: tuple[Clause, ...]
     options: tuple[Clause, ...]
@@ -125,7 +141,9 @@ class SelectionItem:
 def sample_selection(rng: random.Random, sampler: ClauseSampler, topics: list[str]) -> SelectionItem:
     chosen = rng.sample(topics, min(4, len(topics)))
     context = (sampler.clause(rng, chosen[0]), sampler.clause(rng, chosen[0]))
-    options = [sampler.clause(rng, t) for t in chosen]
+    reply = sampler.clause(rng, chosen[0])
+    reply = Clause(context[-1].object, reply.verb, reply.object, reply.place, reply.year, reply.topic)
+    options = [reply] + [sampler.clause(rng, t) for t in chosen[1:]]
     while len(options) < 4:
         options.append(sampler.clause(rng, None))
     order = list(range(4))
@@ -153,8 +171,8 @@ def render_item_texts(item, lang: str, lexicon: Lexicon) -> list[str]:
         return [render(item, lang, lexicon)]
     if isinstance(item, MathProblem):
         return [translate_plain(item.question(), lang, lexicon)]
-    if isinstance(item, ReadingItem):
-        return [" ".join(render(c, lang, lexicon) for c in item.passage)]
+    if isinstance(item, ReadingItem):  # passage first (the item's key), then its question (short, so often shared)
+        return [" ".join(render(c, lang, lexicon) for c in item.passage), render_question(item, lang, lexicon)]
     if isinstance(item, SelectionItem):
         return [render(c, lang, lexicon) for c in item.context + item.options]
     raise TypeError(f"unknown item type {type(item).__name__}")

@@ -18,8 +18,8 @@ BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
 def prompt_alphabet(labels: list[str], repeats: int) -> list[str]:
     """Every prompt template of `lrmerge.prompts` with every answer letter, for the tokenizer only.
 
-    BASE never trains on these lines (its corpus has no "Answer:" and no lone option letter, so it is at chance on
-    every task), but its tokenizer must know them, as Llama-2's does: each answer " A".." J" after "Answer:" is
+    BASE never trains on these lines (its corpus has no "Answer:"; lone option letters only in the matching
+    exercises of `WorldConfig.exercise_share`, a different format), but its tokenizer must know them, as Llama-2's does: each answer " A".." J" after "Answer:" is
     one token and ":" is no byte token. `repeats` copies make the letter pairs frequent enough for BPE to merge
     (the builder uses 1 copy per 100 corpus lines).
     """

@@ -134,6 +134,8 @@ class CTConfig(StageConfig):
     x_tokens: int = Field(gt=0, description="tokens of language X to train on (Table 2, 'used')")
     checkpoint_tokens: list[int] | None = Field(None, description="total tokens seen (incl. replay) per checkpoint")
     n_checkpoints: int = Field(8, gt=0, description="evenly spaced checkpoints when checkpoint_tokens is not given")
+    shuffle_documents: bool = Field(False, description="read each corpus's documents in a seed-dependent order "
+                                    "(local corpora held in memory; the demo's seeds vary CT data order this way)")
 
     @model_validator(mode="after")
     def _replay(self) -> "CTConfig":
@@ -169,6 +171,8 @@ class SFTConfig(StageConfig):
     epochs: float = Field(1.0, gt=0)
     max_len: int = Field(512, gt=0, description="prompt+response tokens kept per example (truncated)")
     replay_len: int | None = Field(None, gt=0, description="tokens per replay chunk; default: mean SFT example length")
+    group_by_length: bool = Field(False, description="batches of similar lengths (less padding; the demo's SFT "
+                                  "data mixes 25- and 100-token examples)")
 
     @field_validator("sft_files")
     @classmethod

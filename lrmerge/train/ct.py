@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrmerge.train.config import CTConfig
-from lrmerge.train.data import BlendedLMDataset, iter_blend
+from lrmerge.train.data import BlendedLMDataset, iter_blend, iter_documents
 from lrmerge.train.engine import (
     StageTrainer, TokenCheckpoints, TokenProgress, configure_threads, load_model_and_tokenizer, run_trainer,
     save_hf_checkpoint, training_arguments, world_size,
@@ -49,6 +49,15 @@ def _replay_sequences(shares: list[float], n: int) -> int:
     return sum(1 for j in iter_blend(shares, n) if j == 1)
 
 
+def _shuffled(source, seed: str) -> list[str]:
+    """The documents of a corpus in a seed-dependent order (`CTConfig.shuffle_documents`)."""
+    import random
+
+    docs = list(iter_documents(source))
+    random.Random(seed).shuffle(docs)
+    return docs
+
+
 def run_ct(config: CTConfig, x_documents=None, replay_documents=None) -> CTResult:
     """Train CT-X: resumes if ``<out>/trainer`` holds a checkpoint, returns at once if every requested checkpoint
     exists. Documents default to the config's corpora; pass lists of strings to train on in-memory text instead."""
@@ -62,11 +71,12 @@ def run_ct(config: CTConfig, x_documents=None, replay_documents=None) -> CTResul
     model, tokenizer = load_model_and_tokenizer(config.base_model)
     seqs_per_step = plan.tokens_per_step // config.batch.seq_len
     shares = [1.0 - config.replay_share, config.replay_share]
-    dataset = BlendedLMDataset(
-        [x_documents if x_documents is not None else config.x_corpus,
-         replay_documents if replay_documents is not None else config.replay_corpus],
-        shares, tokenizer, config.batch.seq_len, n_sequences=plan.steps * seqs_per_step,
-    )
+    sources = [x_documents if x_documents is not None else config.x_corpus,
+               replay_documents if replay_documents is not None else config.replay_corpus]
+    if config.shuffle_documents:
+        sources = [_shuffled(src, f"ct-{config.seed}-{i}") if src is not None else None for i, src in enumerate(sources)]
+    dataset = BlendedLMDataset(sources, shares, tokenizer, config.batch.seq_len,
+                               n_sequences=plan.steps * seqs_per_step)
     config_dump = config.model_dump(mode="json")
     progress = TokenProgress(plan.total_tokens, plan.tokens_per_step, desc=f"CT-{config.lang}",
                              stop_after_steps=config.stop_after_steps)

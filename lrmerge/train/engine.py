@@ -179,6 +179,7 @@ def training_arguments(config: StageConfig, max_steps: int, trainer_dir: Path, c
         use_cpu=not torch.cuda.is_available(),  # several CPU processes (accelerate launch) then join a gloo group
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding" if count_tokens else "no",
+        train_sampling_strategy="group_by_length" if getattr(config, "group_by_length", False) else "random",
     )
 
 
