@@ -198,9 +198,11 @@ def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]
 def ct_config(source, out_dir: str | Path, *, x_tokens: int, n_checkpoints: int, replay_share: float,
               lr: float, embedding_lr_multiplier: float, seq_len: int, batch_size: int, seed: int,
               warmup_ratio: float = 0.05, checkpoint_tokens: Sequence[int] | None = None, grad_accum: int = 1,
-              precision: str = "auto", schedule: str = "cosine", save_steps: int = 10_000):
+              precision: str = "auto", schedule: str = "cosine", save_steps: int = 10_000,
+              shuffle_documents: bool = False):
     """CT-X on the source's X corpus with English replay (section 3.2); ``checkpoint_tokens``: total tokens seen
-    (X + replay) at each checkpoint (default: ``n_checkpoints`` evenly spaced)."""
+    (X + replay) at each checkpoint (default: ``n_checkpoints`` evenly spaced); ``shuffle_documents``: a
+    seed-dependent document order (local corpora; without it CT's data order ignores the seed)."""
     from lrmerge.train.config import BatchConfig, CTConfig, OptimConfig
 
     return CTConfig(
@@ -211,14 +213,15 @@ def ct_config(source, out_dir: str | Path, *, x_tokens: int, n_checkpoints: int,
         optim=OptimConfig(lr=lr, embedding_lr_multiplier=embedding_lr_multiplier, warmup_ratio=warmup_ratio,
                           schedule=schedule),
         batch=BatchConfig(seq_len=seq_len, per_device_batch_size=batch_size, grad_accum_steps=grad_accum),
-        save_steps=save_steps,
+        save_steps=save_steps, shuffle_documents=shuffle_documents,
     )
 
 
 def sft_config(source, stage: str, base_model: str | Path, out_dir: str | Path, sft_file: str | Path, *,
                epochs: float, lr: float, batch_size: int, max_len: int, replay_share: float, seed: int,
-               grad_accum: int = 1, precision: str = "auto", save_steps: int = 10_000):
-    """SFT-flan (from BASE, English replay) or CTSFT-X-flan / -mt (from CT-X, English and X replay; footnote 1)."""
+               grad_accum: int = 1, precision: str = "auto", save_steps: int = 10_000, group_by_length: bool = False):
+    """SFT-flan (from BASE, English replay) or CTSFT-X-flan / -mt (from CT-X, English and X replay; footnote 1);
+    ``group_by_length``: batches of similar lengths (less padding)."""
     from lrmerge.train.config import BatchConfig, OptimConfig, SFTConfig
 
     replay = [source.corpus("replay")]
@@ -230,7 +233,7 @@ def sft_config(source, stage: str, base_model: str | Path, out_dir: str | Path, 
         sft_files=[Path(sft_file)], replay_corpora=replay, replay_share=replay_share, epochs=epochs,
         max_len=max_len, optim=OptimConfig(lr=lr, warmup_ratio=0.05),
         batch=BatchConfig(seq_len=max_len, per_device_batch_size=batch_size, grad_accum_steps=grad_accum),
-        save_steps=save_steps,
+        save_steps=save_steps, group_by_length=group_by_length,
     )
 
 

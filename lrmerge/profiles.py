@@ -41,7 +41,8 @@ _REAL_CPU_COMMON = {**_DEMO_COMMON, "math_max_new_tokens": 256, "batch_size": 8}
 
 PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
     Profile("quick", "demo", {"world_profile": "quick"}, DEMO_LANGUAGES, _DEMO_COMMON, {
-        "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16},
+        "pretraining": {"ct_x_tokens": 20_000, "ct_checkpoints": 3, "ct_seq_len": 128, "ct_batch_size": 16,
+                        "ct_shuffle_documents": True},
         "sft": {"sft_epochs": 1.0, "figure2_points": 2},
         "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7",
                     "extra_methods": '{"dare_ties": {"density_sft": [0.5], "density_ct": [1.0]}}'},
@@ -49,12 +50,14 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         "ties_sv": {"slacks": "0,0.04"},
         "paper": {"update_readme": False},
     }),
-    Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, _DEMO_COMMON, {
+    Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, {**_DEMO_COMMON, "seeds": "0,1,2"}, {
         # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
         # needs geometric checkpoint_tokens for a 10x range); SFT three passes at lr 1e-3 (one pass left every model
         # at chance on the X tests; 2e-3 x 2 collapsed a third of the SFT runs onto one letter); English + X replay 5%
-        "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 10, "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0,
-                        "ct_seq_len": 256, "ct_batch_size": 4},
+        # checkpoints at 12K, 26K, 56K and 120K X tokens (a 10x range; totals include the 1/4 replay)
+        "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 4, "ct_checkpoint_tokens": "16000,34667,74667,160000",
+                        "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0, "ct_seq_len": 256, "ct_batch_size": 4,
+                        "ct_shuffle_documents": True},
         "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
                 "figure2_points": 4},
         "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
