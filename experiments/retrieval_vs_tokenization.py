@@ -49,8 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     import torch
 
-    from lrmerge.demo import build_world, profile_config
+    from lrmerge.demo import WorldPaths
     from lrmerge.demo.probes import heldout_perplexity, translation_retrieval
+    from lrmerge.sources import provider_spec, resolve
     from lrmerge.pipeline import ct_config
     from lrmerge.profiles import profile_parameters
     from lrmerge.runs import atomic_output_dir, write_run_record
@@ -65,10 +66,12 @@ def main(argv=None) -> int:
     rows = []
     with atomic_output_dir(out, overwrite=True) as tmp:
         for vocab_size in args.vocab_sizes:
-            world = build_world(profile_config(args.profile, args.seed, vocab_size=vocab_size), args.world_root,
-                                progress=False)
+            spec = provider_spec("demo", args.lang, world_profile=args.profile, world_seed=args.seed,
+                                 world_root=args.world_root or "runs/world", vocab_size=vocab_size)
             ct_dir = out.parent / f"{out.name}-ct" / f"{args.lang}-vocab{vocab_size}"  # resumable, kept beside --out
-            ct = run_ct(ct_config(world, args.lang, ct_dir, x_tokens=recipe["ct_x_tokens"],
+            source = resolve(spec, ct_dir.parent / f"{args.lang}-vocab{vocab_size}-data", ct_dir.parent / "models")
+            world = WorldPaths(source.world_root)
+            ct = run_ct(ct_config(source, ct_dir, x_tokens=recipe["ct_x_tokens"],
                                   n_checkpoints=recipe["ct_checkpoints"], replay_share=0.25, lr=recipe["ct_lr"],
                                   embedding_lr_multiplier=recipe["ct_embedding_lr_multiplier"],
                                   seq_len=recipe["ct_seq_len"], batch_size=recipe["ct_batch_size"], seed=args.seed))

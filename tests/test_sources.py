@@ -97,7 +97,9 @@ def _custom_spec(tmp_path, quick_world_source, **changes):
 ])
 def test_bad_sources_fail_before_training_naming_the_field(tmp_path, quick_world_source, changes, message):
     if changes.get("replay_corpus", {}).get("files") == ["CT"]:  # X text where English replay was expected
-        changes = {"replay_corpus": {"files": [quick_world_source.ct_corpus["path"]]}}
+        tibetan = tmp_path / "bod.txt"
+        tibetan.write_text("བོད་ཡིག་ནི་ཡི་གེ་ཡིན།\n" * 20, encoding="utf-8")
+        changes = {"replay_corpus": {"files": [str(tibetan)]}}
         message = r"source.replay_corpus: the corpus has no eng text"
     if changes.get("eval", {}).get("source") == "WRONG":  # an evaluation folder in the wrong schema
         wrong = tmp_path / "eval" / "sib200" / "tbx_Tibt"

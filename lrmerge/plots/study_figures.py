@@ -41,7 +41,7 @@ def figure2(curves: pd.DataFrame, languages: list[str] | None = None, chance: di
     axis), with a band of one standard error over seeds; chance as a dotted line."""
     stats = curve_stats(curves)
     use_style()
-    languages = languages or list(dict.fromkeys(stats["language"]))  # order of first appearance
+    languages = languages or list(dict.fromkeys(curves["language"]))  # order of first appearance
     width = SINGLE_COLUMN[0] if len(languages) == 1 else DOUBLE_COLUMN[0]
     fig, axes = plt.subplots(1, len(languages), figsize=(width, SINGLE_COLUMN[1] * 1.25), squeeze=False, sharey=False)
     for ax, lang in zip(axes[0], languages):

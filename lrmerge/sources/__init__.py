@@ -19,7 +19,7 @@ __all__ = ["PROVIDERS", "ResolvedSource", "SourceSpec", "DATA_STAGE", "load_spec
 
 
 def resolve(spec: SourceSpec, out_dir: str | Path, model_cache: str | Path) -> ResolvedSource:
-    from lrmerge.sources.resolve import resolve as _resolve
+    from lrmerge.sources.resolution import resolve as _resolve
 
     return _resolve(spec, out_dir, model_cache)
 

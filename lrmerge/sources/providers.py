@@ -31,13 +31,15 @@ def shared_data_dir() -> Path:
 
 
 def demo_spec(lang: str, world_profile: str = "quick", world_seed: int = 0, run_root: str | Path = "runs",
-              **world_overrides: Any) -> SourceSpec:
-    """Build (or reuse) the demo world and describe its files as a source."""
+              world_root: str | Path | None = None, **world_overrides: Any) -> SourceSpec:
+    """Build (or reuse) the demo world (under ``world_root``, default <run_root>/world) and describe its files as a
+    source; ``world_overrides``: `WorldConfig` fields (e.g. ``vocab_size``)."""
     from lrmerge.demo import X_LANGUAGES, build_world, profile_config
 
     if lang not in X_LANGUAGES:
         raise ValueError(f"the demo provider serves the demo languages {X_LANGUAGES}, not {lang!r}")
-    world = build_world(profile_config(world_profile, seed=world_seed, **world_overrides), root=Path(run_root) / "world")
+    world = build_world(profile_config(world_profile, seed=world_seed, **world_overrides),
+                        root=Path(world_root) if world_root else Path(run_root) / "world", progress=False)
     return SourceSpec(
         lang=lang, provider="demo",
         base=ModelSpec(path=str(world.base)),
