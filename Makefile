@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: venv
-	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile $(PROFILE) --export . --update-readme
+	HF_HUB_OFFLINE=1 $(BIN)/lrmerge study --lang $(LANGS) --profile $(PROFILE) --jobs 2 --export . --update-readme
 
 # exports stay under its run folder (runs/exports/): a quick run never replaces the demo's figures and tables
 study-quick: venv

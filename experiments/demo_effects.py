@@ -5,7 +5,8 @@ Per seed (CT, SFT and data order; one BASE and one world, as the paper has one L
 CT-X with checkpoints at `--budgets` X-token counts (geometric, >= 10x range), and at every checkpoint CTSFT-X-flan
 and TIES-X-flan (the paper's k_sft 0.2 / k_ct 1.0 unless `--ties-grid` picks densities on X dev); CTSFT-X-mt and
 WAVG-X-flan (weight of SFT-flan picked on X dev from the profile's `wavg_weights`) at the last checkpoint.
-Multiple-choice tasks are scored by the log-likelihood of the option letters (`mode="loglik"`), math by parsed
+Multiple-choice tasks are scored by the log-likelihood of the answers as the world's SFT data writes them (the
+letter, or the letter and the option text: `WorldConfig.choice_answer`; `mode="loglik"`), math by parsed
 greedy generation (`mode="generate"`); SFT-flan also on the English dev sets.
 
     python experiments/demo_effects.py [--profile demo] [--seeds 3] [--langs tbx,mnx] [--out runs/experiments/effects]
@@ -108,8 +109,12 @@ class Scorer:
 
         from lrmerge.eval.tasks import tasks_for_language
 
+        from lrmerge.data.schema import ChoiceItem
+
+        answer = self.world.record()["config"].get("choice_answer", "letter")  # as the world's SFT data answers
         specs = tasks_for_language(lang, list(tasks))  # the demo's worked answers are short: cap generation
-        return [replace(s, max_new_tokens=self.math_tokens) if s.scorer == "number" else s for s in specs]
+        return [replace(s, max_new_tokens=self.math_tokens) if s.scorer == "number"
+                else replace(s, answer=answer) if s.item_type is ChoiceItem else s for s in specs]
 
     def __call__(self, model_dir, lang: str, split: str, tasks=None) -> list[tuple[str, str, float, int]]:
         from lrmerge.eval.runner import evaluate, load_model

@@ -120,9 +120,11 @@ def study_tasks(source, benchmarks: Sequence[str] | None = None, math_max_new_to
     worked answers are short; real MGSM chains of thought need the template's 256)."""
     from dataclasses import replace
 
+    from lrmerge.data.schema import ChoiceItem
     from lrmerge.eval.tasks import tasks_for_language
 
     specs = tasks_for_language(source.lang, list(benchmarks) if benchmarks else list(source.tasks))
+    specs = [replace(s, answer=source.choice_answer) if s.item_type is ChoiceItem else s for s in specs]
     if math_max_new_tokens:
         specs = [replace(s, max_new_tokens=math_max_new_tokens) if s.scorer == "number" else s for s in specs]
     return specs

@@ -68,9 +68,10 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
     Profile("real-cpu", "real-cpu", {"sft_gsm8k": 40, "sft_topic": 60}, PAPER_LANGUAGES, _REAL_CPU_COMMON, {
         # SmolLM2-135M trains ~100 tokens/s and reads ~500 tokens/s on 2 quiet cores; Tamil is ~250 tokens a sentence
         "pretraining": {"ct_x_tokens": 16_000, "ct_checkpoints": 4, "ct_lr": 1e-4, "ct_embedding_lr_multiplier": 1.0,
-                        "ct_seq_len": 256, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 30},
+                        "ct_seq_len": 256, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 12},
+        # length-grouped batches: GSM8K answers (~250 tokens) and topic prompts (~90) padded together wasted half
         "sft": {"sft_epochs": 1.0, "sft_lr": 2e-4, "sft_batch_size": 4, "sft_max_len": 384, "sft_replay_share": 0.05,
-                "figure2_points": 2},
+                "sft_group_by_length": True, "figure2_points": 2},
         "merging": {"ties_densities": "0.2,1.0", "wavg_weights": "0.3,0.7", "dev_limit": 40},
         "evaluation": {"curve_limit": 60},
         "conflicts": {"interactive": False},

@@ -45,6 +45,21 @@ def letter_answer(index: int) -> str:
     return f" {option_letter(index)}"
 
 
+ANSWER_FORMATS: tuple[str, ...] = ("letter", "letter_text")
+
+
+def choice_answer(index: int, option: str, answer_format: str = "letter") -> str:
+    """The answer to a multiple-choice prompt: the option letter (``letter``, as lm-eval scores Belebele), or the
+    letter followed by the option's text (``letter_text``: " B. stone"; the demo world's reading and response
+    selection, where a tiny model can learn which text fits but not which letter a text was listed under). Its first
+    line still parses as the letter, so generation is read the same way."""
+    if answer_format == "letter":
+        return letter_answer(index)
+    if answer_format == "letter_text":
+        return f"{letter_answer(index)}. {option}"
+    raise ValueError(f"unknown answer format {answer_format!r}; allowed: {', '.join(ANSWER_FORMATS)}")
+
+
 def math_answer(answer: int, rationale: str = "") -> str:
     """The SFT target for a math prompt: optional rationale, then the final number in a fixed phrase."""
     rationale = rationale.strip()

@@ -24,6 +24,22 @@ RUN_RECORD = "lrmerge_run.json"
 TRACKED_LIBRARIES = ("lrmerge", "torch", "transformers", "datasets", "mergekit", "safetensors", "accelerate", "tokenizers")
 
 
+@contextlib.contextmanager
+def exclusive(path: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<path>.lock`` (blocking): work that several processes may start at once — the
+    demo world, a model shared across languages — is done by the first while the others wait, then find it done."""
+    import fcntl
+
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield lock
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def runs_root() -> Path:
     """Root of generated outputs: $LRMERGE_RUNS, else ./runs (ignored by git)."""
     return Path(os.environ.get("LRMERGE_RUNS", "runs")).resolve()

@@ -217,8 +217,13 @@ def run_study(
     *,
     export_dir: str | Path | None = None,
     update_readme: bool = False,
+    jobs: int = 1,
 ) -> list[StageResult]:
     """Run the selected stages for each language, then the cross-language stages. Stops at the first failure.
+
+    ``jobs``: languages whose stage chains run at once (each chain in order; the cross-language stages wait for
+    all). With more than one, every notebook kernel gets ``cpu_count // jobs`` torch threads (OMP_NUM_THREADS), and
+    work the languages share (the demo world, SFT-flan) is done once under a file lock.
 
     Everything is checked before anything runs: the profile, the stages, the languages and the ``overrides`` (names
     against the selected notebooks' ``parameters`` cells, values parsed with their types). ``export_dir``: where the
@@ -262,12 +267,33 @@ def run_study(
             return False
         return True
 
+    def chain(lang: str) -> bool:
+        return all(run_one(stage, lang) for stage in chosen if stage.scope == "language")
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     install_sigterm_cleanup()  # SIGTERM unwinds like Ctrl-C: a stage being rebuilt gets its old outputs back
     with run_folder_lock(root):
-        for lang in languages:
-            for stage in chosen:
-                if stage.scope == "language" and not run_one(stage, lang):
-                    return results
+        if jobs == 1 or len(languages) == 1:
+            if not all(chain(lang) for lang in languages):
+                return results
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            threads = str(max(1, (os.cpu_count() or 1) // min(jobs, len(languages))))
+            previous = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+            os.environ.update({name: threads for name in previous})  # inherited by the notebook kernels
+            try:
+                with ThreadPoolExecutor(max_workers=min(jobs, len(languages))) as pool:
+                    finished = list(pool.map(chain, languages))
+            finally:
+                for name, value in previous.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+            if not all(finished):
+                return results
         for stage in chosen:
             if stage.scope == "all" and not run_one(stage, CROSS_LANGUAGE):
                 return results
@@ -304,6 +330,9 @@ def configure_parser(parser) -> None:
     parser.add_argument("--export", default=None, metavar="DIR",
                         help="where the paper stage writes figures/ and tables/ (default: <root>/exports; "
                              "`make study` passes the checkout, .)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="languages run at once, each with cpu_count/N threads (`make study`: 2, one per core "
+                             "for the two demo languages)")
     parser.add_argument("--update-readme", action="store_true",
                         help="let the paper stage rewrite the results section of README.md")
 
@@ -351,7 +380,7 @@ def run(args) -> int:
     start = time.perf_counter()
     results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel,
                         overrides, export_dir=Path(args.export).resolve() if args.export else None,
-                        update_readme=args.update_readme)
+                        update_readme=args.update_readme, jobs=args.jobs)
     print()
     print(summary_table(results))
     print(f"\nwall time: {time.perf_counter() - start:.1f} s")

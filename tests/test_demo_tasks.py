@@ -59,24 +59,56 @@ def test_reading_options_do_not_give_the_topic_away(world_parts):
 
 
 def test_response_selection_needs_the_context(world_parts):
-    """The right reply takes up the last turn's object as its subject and shares the context's topic; the four
-    replies have four different topics, so without the context no reply stands out."""
+    """The right reply is a noun of the dialogue's topic; the four replies are nouns of four different topics and
+    none of them is said in the dialogue, so without the context no reply stands out (and copying finds none)."""
     lexicon, sampler, topics = world_parts
+    topic_of = {w: t for t in topics for w in sampler.topics[t][0]}
     rng = random.Random(2)
     for _ in range(200):
         item = sample_selection(rng, sampler, topics)
-        right = item.options[item.answer]
-        assert right.subject == item.context[-1].object and right.topic == item.context[0].topic
-        assert len({o.topic for o in item.options}) == 4
-        others = [o for i, o in enumerate(item.options) if i != item.answer]
-        assert all(o.subject != item.context[-1].object for o in others)
+        assert item.context[0].topic == item.context[1].topic
+        assert topic_of[item.options[item.answer]] == item.context[0].topic
+        assert len({topic_of[o] for o in item.options}) == 4
+        for lang in ("eng", "tbx", "mnx"):
+            said = set().union(*(_words(render(c, lang, lexicon)) for c in item.context))
+            assert not said & set(render_options(item.options, lang, lexicon))
 
 
-def test_math_is_one_small_addition(world_parts):
+def test_sft_mix_fills_each_task_share_exactly(world_parts):
+    from lrmerge.demo.sft import SFT_TASK_MIX, flan_english
+    from lrmerge.demo.tasks import LeakGuard
+
+    lexicon, sampler, topics = world_parts
+    rows = flan_english(200, 0, sampler, lexicon, topics, LeakGuard())
+    counts = {task: sum(r["task"] == task for r in rows) for task in SFT_TASK_MIX}
+    assert len(rows) == 200 and counts == {t: round(share * 200) for t, share in SFT_TASK_MIX.items()}
+    assert [r["task"] for r in rows[:20]] != sorted(r["task"] for r in rows[:20])  # shuffled, not task blocks
+
+
+@pytest.mark.parametrize("answer_format", ["letter", "letter_text"])
+def test_choice_answers_are_written_as_the_world_says(world_parts, answer_format):
+    from lrmerge.eval.parse import parse_letter
+
+    lexicon, sampler, topics = world_parts
+    rng = random.Random(6)
+    for task in ("reading", "selection"):
+        for _ in range(20):
+            row, item = english_instance(task, rng, sampler, lexicon, topics, answer_format)
+            letter = "ABCD"[item.answer]
+            option = render_options(item.options, "eng", lexicon)[item.answer]
+            assert row["response"] == (f" {letter}" if answer_format == "letter" else f" {letter}. {option}")
+            assert parse_letter(row["response"], "ABCD") == letter  # generation is read the same way
+    row, _ = english_instance("topic", rng, sampler, lexicon, topics, answer_format)
+    assert re.fullmatch(r" [A-G]", row["response"])  # topic labels are always answered by letter
+
+
+@pytest.mark.parametrize("max_operand", [5, 9])
+def test_math_is_one_small_addition(world_parts, max_operand):
     rng = random.Random(3)
-    problems = [sample_math(rng) for _ in range(300)]
+    problems = [sample_math(rng, max_operand) for _ in range(300)]
     assert {p.kind for p in problems} == {"add"}
-    assert all(1 <= p.a <= 9 and 1 <= p.b <= 9 and p.answer == p.a + p.b for p in problems)
+    assert {p.a for p in problems} == set(range(1, max_operand + 1)) == {p.b for p in problems}
+    assert all(p.answer == p.a + p.b for p in problems)
     assert all(str(p.a) in p.question() and str(p.b) in p.question() for p in problems)
 
 

@@ -57,7 +57,7 @@ def _eval_texts(eval_dir: Path) -> list[str]:
         for row in json.loads(f.read_text(encoding="utf-8")):
             texts += [row[k] for k in ("text", "question") if k in row]
             context = row.get("context", [])
-            texts += [context] if isinstance(context, str) else context + row.get("options", [])
+            texts += [context] if isinstance(context, str) else context  # options: single words (RS, MRC), no texts
     return texts
 
 

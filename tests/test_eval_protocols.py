@@ -73,3 +73,35 @@ def test_a_limited_evaluation_spreads_over_a_sorted_file():
     picked = spaced_subset(labels, 10)
     assert len(picked) == 10 and picked.count("a") == 5 and picked.count("b") == 3 and picked.count("c") == 2
     assert spaced_subset(labels, None) == labels and spaced_subset(labels, 500) == labels
+
+
+def test_letter_text_answers_score_the_letter_and_the_option_text(tok_model):
+    """With `answer="letter_text"` the log-likelihood protocol scores " B. <option>" (brute force: one forward pass
+    per option over prompt + continuation), generation is still read by its letter, and both protocols agree with
+    scoring each alone."""
+    from lrmerge import prompts
+    from lrmerge.eval.generate import split_context_continuation
+
+    tokenizer, model = tok_model
+    _, choices = _items()
+    spec = task_for("belebele", "eng", answer="letter_text")
+    assert spec.option_continuations(choices[1]) == [" A. one", " B. two", " C. the"]
+    both = evaluate_task_protocols(model, tokenizer, spec, choices, ["loglik", "generate"], 2, torch.device("cpu"),
+                                   progress=False)
+    for item, record in zip(choices, both["loglik"].records):
+        prompt = spec.build_prompt(item)[0]
+        expected = []
+        for i, option in enumerate(item.options):
+            ctx, cont = split_context_continuation(tokenizer, prompt, prompts.choice_answer(i, option, "letter_text"))
+            with torch.no_grad():
+                logprobs = torch.log_softmax(model(input_ids=torch.tensor([ctx + cont])).logits[0].float(), dim=-1)
+            expected.append(sum(logprobs[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont)))
+        assert record["scores"] == pytest.approx(expected, abs=1e-4)
+        assert record["parsed"] == "ABCD"[max(range(len(expected)), key=expected.__getitem__)]
+    letters = evaluate_task(model, tokenizer, task_for("belebele", "eng"), choices, "loglik", 2, torch.device("cpu"),
+                            progress=False)
+    assert [r["scores"] for r in letters.records] != [r["scores"] for r in both["loglik"].records]
+    generate = evaluate_task(model, tokenizer, spec, choices, "generate", 2, torch.device("cpu"), progress=False)
+    assert [r["parsed"] for r in generate.records] == [r["parsed"] for r in both["generate"].records]
+    with pytest.raises(ValueError, match="unknown answer format 'words'"):
+        task_for("belebele", "eng", answer="words")

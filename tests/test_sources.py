@@ -168,3 +168,17 @@ def test_paper_profile_resolution_gets_past_stage_01_with_local_files(tmp_path, 
     assert source.description["eval_items"]["sib200"] == {"dev": 99, "test": 204}
     assert source.description["ct_documents"] == 701 - 70 and "tam" in source.heldout
     assert sum(1 for _ in open(source.sft_flan)) == 5
+
+
+def test_the_source_says_how_choice_tasks_are_answered(quick_world_source):
+    """The demo world writes reading and response-selection answers as letter + option text; every stage's tasks
+    (pipeline.study_tasks) are scored that way, topic classification and math as before; real sources keep letters."""
+    from lrmerge import pipeline
+    from lrmerge.sources.spec import EvalSpec
+
+    assert quick_world_source.choice_answer == "letter_text"
+    answers = {s.benchmark: s.answer for s in pipeline.study_tasks(quick_world_source)}
+    assert answers == {"sib200": "letter", "belebele": "letter_text", "mgsm": "letter", "mlic_rs": "letter_text"}
+    assert EvalSpec(source="x").choice_answer == "letter"
+    with pytest.raises(ValueError, match="choice_answer"):
+        EvalSpec(source="x", choice_answer="words")

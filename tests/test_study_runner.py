@@ -69,6 +69,36 @@ def test_first_failure_stops_and_shows_the_cell(fake_study):
     assert log.read_text().splitlines() == [f"tbx:{study.STAGES[0].name}:0"]
 
 
+def test_languages_run_at_once_with_jobs_each_chain_in_order(fake_study):
+    """--jobs 2: the two languages' chains overlap in time (each stage sleeps, and both languages' first stages
+    start before either's last one ends), each chain keeps its order, kernels get cpu_count // 2 threads."""
+    tmp_path, log = fake_study
+    folder = tmp_path / "notebooks"
+    body = ("import os, time\nfrom pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
+            f"open({str(log)!r}, 'a').write(f'{{lang}}:{{Path(out_dir).name}}:start:{{time.time()}}:"
+            "{os.environ.get(\"OMP_NUM_THREADS\")}\\n')\n"
+            "time.sleep(1.0)\n"
+            f"open({str(log)!r}, 'a').write(f'{{lang}}:{{Path(out_dir).name}}:end:{{time.time()}}:-\\n')\n"
+            "(Path(out_dir) / 'outputs.json').write_text('{}')\n")
+    for stage in study.STAGES[:3]:
+        write_notebook(folder / stage.notebook, body)
+    names = [s.name for s in study.STAGES[:3]]
+    before = os.environ.get("OMP_NUM_THREADS")
+    results = study.run_study(["tbx", "mnx"], "quick", names, tmp_path / "runs", log=lambda *_: None, jobs=2)
+    assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's own setting comes back
+    assert sorted((r.lang, r.stage, r.status) for r in results) == sorted((l, s, "ran") for l in ("tbx", "mnx")
+                                                                        for s in names)
+    events = [line.split(":") for line in log.read_text().splitlines()]
+    for lang in ("tbx", "mnx"):
+        assert [e[1] for e in events if e[0] == lang and e[2] == "start"] == names  # in order within a chain
+    first_start = {lang: min(float(e[3]) for e in events if e[0] == lang) for lang in ("tbx", "mnx")}
+    last_end = {lang: max(float(e[3]) for e in events if e[0] == lang) for lang in ("tbx", "mnx")}
+    assert first_start["mnx"] < last_end["tbx"] and first_start["tbx"] < last_end["mnx"]  # they overlapped
+    assert {e[4] for e in events if e[2] == "start"} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        study.run_study(["tbx"], "quick", names, tmp_path / "runs2", log=lambda *_: None, jobs=0)
+
+
 def test_unknown_stage_profile_or_language_is_refused(tmp_path):
     with pytest.raises(ValueError, match="allowed"):
         study.run_study(["tbx"], "quick", ["pretrain"], tmp_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from lrmerge.demo.config import FLORES_CODE, LANGUAGES, X_LANGUAGES, BaseModelConfig, WorldConfig, profile_config
 
 # Bump when the generators change what a config produces, so cached worlds of older code are not reused.
-WORLD_FORMAT = 4
+WORLD_FORMAT = 5
 
 __all__ = ["WorldConfig", "BaseModelConfig", "WorldPaths", "build_world", "profile_config", "world_paths",
            "LANGUAGES", "X_LANGUAGES", "FLORES_CODE"]
@@ -85,13 +85,22 @@ def world_paths(config: WorldConfig, root: str | Path | None = None) -> WorldPat
 
 def build_world(config: WorldConfig | None = None, root: str | Path | None = None, progress: bool = True) -> WorldPaths:
     """Build (or reuse, keyed by the config hash) the world folder; see `lrmerge.demo.build` for the stages."""
-    from lrmerge.demo.build import build_into
-    from lrmerge.runs import atomic_output_dir, write_run_record
+    from lrmerge.runs import exclusive
 
     config = config or profile_config("demo")
     paths = world_paths(config, root)
     if paths.world_json.exists():
         return paths
+    with exclusive(paths.root):  # two languages' stage 01 running at once build it once
+        if paths.world_json.exists():
+            return paths
+        return _build(config, paths, progress)
+
+
+def _build(config: WorldConfig, paths: WorldPaths, progress: bool) -> WorldPaths:
+    from lrmerge.demo.build import build_into
+    from lrmerge.runs import atomic_output_dir, write_run_record
+
     work_dir = paths.root.with_name(f".work-{paths.root.name}")  # resumable BASE state survives a failed build
     start = time.time()
     with atomic_output_dir(paths.root) as tmp:

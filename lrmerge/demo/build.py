@@ -71,7 +71,8 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
     # English pre-training corpus of BASE, with a small trace of tbx documents mixed in.
     rng = random.Random(f"pretrain-{config.seed}")
     english = take_until(documents(rng, sampler, lexicon, guard, "eng", topics, math_share=0.1,
-                                   exercise_share=config.exercise_share),
+                                   exercise_share=config.exercise_share,
+                                   max_operand=config.math_max_operand),
                          config.en_pretrain_tokens, word_sizes)
     n_trace = round(config.base_trace_share * len(english) / max(1e-9, 1 - config.base_trace_share))
     trace_docs = documents(random.Random(f"trace-{config.seed}"), sampler, lexicon, guard, "tbx", topics)
@@ -90,7 +91,7 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
 
     replay_tokens = int(1.5 * config.ct_tokens * config.replay_share / max(1e-9, 1 - config.replay_share)) + 1
     replay = take_until(documents(random.Random(f"replay-{config.seed}"), sampler, lexicon, guard, "eng", topics,
-                                  math_share=0.1), replay_tokens, token_sizes)
+                                  math_share=0.1, max_operand=config.math_max_operand), replay_tokens, token_sizes)
     _write_lines(out / "corpus" / "en_replay.txt", replay)
     sizes = {"en_pretrain_lines": len(pretrain), "en_pretrain_trace_lines": n_trace,
              "en_pretrain_tokens": sum(token_sizes(pretrain)), "en_replay_tokens": sum(token_sizes(replay))}
@@ -103,7 +104,8 @@ def build_data(out: Path, config: WorldConfig) -> tuple[dict, list[str], object]
         sizes[f"{lang}_ct_tokens"] = sum(token_sizes(corpus))
     lap("corpora")
 
-    flan = flan_english(config.sft_items, config.seed, sampler, lexicon, topics, guard)
+    flan = flan_english(config.sft_items, config.seed, sampler, lexicon, topics, guard, config.choice_answer,
+                        config.math_max_operand)
     _write_jsonl(out / "sft" / "flan_en.jsonl", flan)
     translator = NoisyTranslator(lexicon, config.seed, config.mt_noise())
     for lang in config.languages:

@@ -83,7 +83,12 @@ class WorldConfig:
         every English and tbx word one token; at 900 tbx words fall apart into letters and the tbx retrieval
         probe drops from 47.7% to 7.5% (measured; `experiments/retrieval_vs_tokenization.py`).
     sft_items: English FLAN-style instances in sft/flan_en.jsonl (topic, reading, response selection, math;
-        mix `sft.SFT_TASK_MIX`).
+        exact shares `sft.SFT_TASK_MIX`).
+    choice_answer: how reading comprehension and response selection are answered in the SFT data and scored by
+        log-likelihood (`prompts.choice_answer`): "letter_text" (" B. stone") or "letter" (" B", the benchmarks'
+        way). With letters alone SFT-flan stayed at chance on English RC (25%) and RS (22-28%); with the option text
+        after the letter it reached 84% and 100% (one seed each, `experiments/task_probe.py`).
+    math_max_operand: math problems add two numbers in 1..math_max_operand (BASE's stories, SFT, eval).
     mt_translated_share: share of SFT instances translated into X in sft/flan_mt_<x>.jsonl (paper: half).
     The MT system of the -mt data (`grammar.NoisyTranslator`), as bad as NLLB was for these languages (paper section
     7.2, Table 14: hallucinated or omitted content, untranslated options, wrong-language words, repetitions).
@@ -123,7 +128,9 @@ class WorldConfig:
     exercise_share: float = 0.2
     tbx_spelling: str = "tibetan"
     vocab_size: int = 2000
-    sft_items: int = 1000
+    sft_items: int = 2000
+    choice_answer: str = "letter_text"
+    math_max_operand: int = 9
     mt_translated_share: float = 0.5
     mt_mistranslation_rate: float = 0.4
     mt_hallucination_rate: float = 0.5
@@ -159,6 +166,10 @@ class WorldConfig:
             if lang not in X_LANGUAGES or len(shares) != 2 or not all(0.0 <= v <= 1.0 for v in shares):
                 raise ValueError(f"WorldConfig.far_language_anchors[{lang!r}] must map an X language {X_LANGUAGES} to "
                                  f"(parallel_share, code_switch_rate) in [0, 1], got {shares!r}")
+        if self.choice_answer not in ("letter", "letter_text"):
+            raise ValueError(f"WorldConfig.choice_answer must be 'letter' or 'letter_text', got {self.choice_answer!r}")
+        if not 1 <= self.math_max_operand <= 99:
+            raise ValueError(f"WorldConfig.math_max_operand must be in 1..99, got {self.math_max_operand}")
         if self.tbx_spelling not in ("tibetan", "english_words"):
             raise ValueError(f"WorldConfig.tbx_spelling must be 'tibetan' or 'english_words', got {self.tbx_spelling!r}")
         if self.vocab_size < 600:

@@ -24,7 +24,7 @@ def _clean_clause(rng: random.Random, sampler: ClauseSampler, topic: str | None,
 
 def documents(rng: random.Random, sampler: ClauseSampler, lexicon: Lexicon, guard: LeakGuard, lang: str,
               topics: list[str], code_switch_rate: float = 0.0, parallel_share: float = 0.0,
-              math_share: float = 0.0, exercise_share: float = 0.0) -> Iterator[str]:
+              math_share: float = 0.0, exercise_share: float = 0.0, max_operand: int = 9) -> Iterator[str]:
     """Endless documents in `lang`. English documents may include math-story sentences (no questions) and
     matching exercises (`matching_exercise`)."""
     langs = ("eng", lang) if lang != "eng" else ("eng",)
@@ -35,7 +35,7 @@ def documents(rng: random.Random, sampler: ClauseSampler, lexicon: Lexicon, guar
                 yield text
             continue
         if lang == "eng" and rng.random() < math_share:
-            problem = sample_math(rng)
+            problem = sample_math(rng, max_operand)
             story = problem.question().rsplit(". ", 1)[0] + "."  # the statements, not the question
             if guard.clean(story):
                 yield story + " " + problem.rationale()

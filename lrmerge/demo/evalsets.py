@@ -32,8 +32,8 @@ def draw_items(config: WorldConfig, sampler: ClauseSampler, lexicon: Lexicon, to
         "belebele": lambda: sample_reading(rng, sampler, topics),
         "mlic_mrc": lambda: sample_reading(rng, sampler, topics),
         "mlic_rs": lambda: sample_selection(rng, sampler, topics),
-        "mgsm": lambda: sample_math(rng),
-        "mlic_math": lambda: sample_math(rng),
+        "mgsm": lambda: sample_math(rng, config.math_max_operand),
+        "mlic_math": lambda: sample_math(rng, config.math_max_operand),
     }
     items: dict = {}
     for task, (n_dev, n_test) in config.sizes.items():
@@ -87,7 +87,7 @@ def write_eval_sets(folder: Path, items: dict, lexicon: Lexicon, langs: tuple[st
                     for i, c in enumerate(items["mlic_tc"][split])]),
                 f"mlic/rs/{lang}/{split}.json": _json([
                     {"id": f"rs-{split}-{i}", "context": [render(c, lang, lexicon) for c in it.context],
-                     "options": [render(c, lang, lexicon) for c in it.options], "answer": option_letter(it.answer)}
+                     "options": render_options(it.options, lang, lexicon), "answer": option_letter(it.answer)}
                     for i, it in enumerate(items["mlic_rs"][split])]),
                 f"mlic/mrc/{lang}/{split}.json": _json([
                     {"id": f"mrc-{split}-{i}", "context": render_item_texts(it, lang, lexicon)[0],

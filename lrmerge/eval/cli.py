@@ -19,7 +19,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default=None, help="data folder for the loaders (default: the hub / demo world)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<lang>/eval/<model folder name>)")
     parser.add_argument("--mode", default="generate", choices=("generate", "loglik"))
-    parser.add_argument("--continuation", default="letter", choices=("letter", "text"), help="loglik: score letters or option texts")
+    parser.add_argument("--continuation", default="answer", choices=("answer", "letter", "text"),
+                        help="loglik: score the answers as the task writes them (default), the letters, or the option texts")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--overwrite", action="store_true")

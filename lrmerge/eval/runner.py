@@ -1,7 +1,8 @@
 """evaluate(): tasks x model -> per-task accuracy, binomial stderr, unparsable counts and per-example records.
 
 Modes: "generate" (greedy answer, parsed the MLiC-Eval way; the paper's protocol) and "loglik" (argmax over the
-summed log-probabilities of the option continuations, the lm-eval way; multiple-choice tasks only). With a
+summed log-probabilities of the option continuations, the lm-eval way; multiple-choice tasks only; a continuation
+is the answer as the task's SFT data writes it, `TaskSpec.answer`: the letter, or the letter and the option text). With a
 ``cache_dir`` each finished task is stored at once and reused on the next call, so a long run can be resumed.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from lrmerge import prompts
-from lrmerge.data.schema import ClassificationItem, EvalItem
+from lrmerge.data.schema import ChoiceItem, ClassificationItem, EvalItem
 from lrmerge.eval.generate import greedy_generate, loglik_scores, resolve_device
 from lrmerge.eval.parse import numbers_equal, parse_letter, parse_number
 from lrmerge.eval.tasks import TaskSpec, get_task, labels_from_items
@@ -24,8 +25,8 @@ from lrmerge.runs import atomic_output_dir, atomic_write_text, config_key, write
 Mode = Literal["generate", "loglik"]
 PROTOCOLS: tuple[str, ...] = ("loglik", "generate")  # the study reports both for multiple-choice tasks
 MODES: tuple[str, ...] = ("generate", "loglik")
-Continuation = Literal["letter", "text"]
-CONTINUATIONS: tuple[str, ...] = ("letter", "text")
+Continuation = Literal["answer", "letter", "text"]
+CONTINUATIONS: tuple[str, ...] = ("answer", "letter", "text")  # answer: as the task's SFT answers are written
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
@@ -82,7 +83,7 @@ def load_model(model_path: str | Path, device: str = "auto", dtype: str = "auto"
 
 
 def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], mode: Mode = "generate",
-                  batch_size: int = 16, device=None, continuation: Continuation = "letter",
+                  batch_size: int = 16, device=None, continuation: Continuation = "answer",
                   progress: bool = True, labels: Sequence[str] | None = None) -> TaskResult:
     """Score one task's items with a loaded model. ``labels``: classification label order (default: the spec's)."""
     if mode not in MODES:
@@ -115,7 +116,10 @@ def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], m
         requests = []
         for item, (prompt, _) in zip(items, built):
             options = spec.options(item, labels)
-            conts = [prompts.letter_answer(i) if continuation == "letter" else f" {text}" for i, text in enumerate(options)]
+            if continuation == "answer":
+                conts = spec.option_continuations(item, labels)
+            else:
+                conts = [prompts.letter_answer(i) if continuation == "letter" else f" {text}" for i, text in enumerate(options)]
             requests.append((prompt, conts))
         scores = loglik_scores(model, tokenizer, requests, batch_size, device, progress=progress, desc=spec.name)
         for item, (_, gold), option_scores in zip(items, built, scores):
@@ -149,7 +153,8 @@ def evaluate_task_protocols(model, tokenizer, spec: TaskSpec, items: Sequence[Ev
     wanted = [p for p in protocols if p in MODES and (p == "generate" or spec.scorer == "letter")]
     if not wanted:
         return {}
-    if spec.scorer != "letter" or set(wanted) != {"loglik", "generate"}:
+    if spec.scorer != "letter" or set(wanted) != {"loglik", "generate"} or (
+            spec.answer != "letter" and issubclass(spec.item_type, ChoiceItem)):  # option texts: scored apart
         return {p: evaluate_task(model, tokenizer, spec, items, p, batch_size, device, progress=progress, labels=labels)
                 for p in wanted}
     labels = tuple(labels) if labels is not None else spec.labels
@@ -193,7 +198,7 @@ def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], proto
         if protocol not in MODES:
             raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(MODES)}")
     specs = [get_task(t, lang) for t in tasks]
-    base_config = {"model": str(model), "split": split, "source": str(source), "continuation": "letter", "limit": limit}
+    base_config = {"model": str(model), "split": split, "source": str(source), "continuation": "answer", "limit": limit}
     out: dict[str, EvalResults] = {p: EvalResults({**base_config, "mode": p}, {}) for p in protocols}
     loaded = None
     for spec in specs:
@@ -223,7 +228,7 @@ def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], proto
 def evaluate(model: str | Path | Any, tasks: Sequence[str | TaskSpec], split: str = "test", source: str | Path | None = None,
              mode: Mode = "generate", batch_size: int = 16, device: str = "auto", tokenizer=None,
              items: dict[str, Sequence[EvalItem]] | None = None, lang: str | None = None,
-             continuation: Continuation = "letter", cache_dir: str | Path | None = None,
+             continuation: Continuation = "answer", cache_dir: str | Path | None = None,
              progress: bool = True) -> EvalResults:
     """Evaluate a model folder (or a loaded model with its ``tokenizer``) on tasks.
 

@@ -34,8 +34,12 @@ class TaskSpec:
     labels: tuple[str, ...] | None = None  # classification: fixed label order; None = sorted labels of the items
     lang: str | None = None
     reference: str = ""
+    answer: str = "letter"  # multiple choice: "letter" | "letter_text" (prompts.choice_answer; what loglik scores)
 
     def __post_init__(self) -> None:
+        if self.answer not in prompts.ANSWER_FORMATS:
+            raise ValueError(f"task {self.name}: unknown answer format {self.answer!r}; allowed: "
+                             f"{', '.join(prompts.ANSWER_FORMATS)}")
         if self.scorer not in SCORERS:
             raise ValueError(f"task {self.name}: unknown scorer {self.scorer!r}; allowed: {', '.join(SCORERS)}")
         if self.item_type not in (ClassificationItem, ChoiceItem, MathItem):
@@ -54,6 +58,12 @@ class TaskSpec:
         if isinstance(item, ClassificationItem):
             return tuple(_labels_for(item, labels if labels is not None else self.labels))
         raise ValueError(f"task {self.name}: math items have no options")
+
+    def option_continuations(self, item: EvalItem, labels: Sequence[str] | None = None) -> list[str]:
+        """What the log-likelihood protocol scores after the prompt, one per option: the answer as SFT writes it
+        (classification always by letter)."""
+        answer_format = self.answer if isinstance(item, ChoiceItem) else "letter"
+        return [prompts.choice_answer(i, text, answer_format) for i, text in enumerate(self.options(item, labels))]
 
 
 def _labels_for(item: ClassificationItem, labels: Sequence[str] | None) -> Sequence[str]:

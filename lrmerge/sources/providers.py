@@ -47,7 +47,7 @@ def demo_spec(lang: str, world_profile: str = "quick", world_seed: int = 0, run_
         replay_corpus=TextSpec(files=[str(world.en_replay)], format="lines"),
         sft_flan=[SFTPart(kind="jsonl", source=str(world.sft_flan))],
         sft_mt=MTSpec(file=str(world.sft_mt(lang))),
-        eval=EvalSpec(source=str(world.eval_dir)),
+        eval=EvalSpec(source=str(world.eval_dir), choice_answer=world.record()["config"]["choice_answer"]),
         heldout={code: [str(world.eval_dir / "sib200" / flores / f"{split}.tsv") for split in ("dev", "test")]
                  for code, flores in (("eng", "eng_Latn"), (lang, get_language(lang).flores_code))},
         extras={"world_root": str(world.root), "world_profile": world_profile, "world_seed": world_seed},

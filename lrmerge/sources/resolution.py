@@ -129,6 +129,7 @@ def resolve(spec: SourceSpec, out_dir: str | Path, model_cache: str | Path) -> R
         lang=spec.lang, provider=spec.provider, base=base, ct_corpus=ct, replay_corpus=replay, heldout=heldout_files,
         sft_flan=str(sft_flan.resolve()), sft_mt=sft_mt, sft_mt_skipped=mt_skipped, eval_source=spec.eval.sources() if spec.eval.per_task else str(spec.eval.source),
         tasks=tasks, unavailable_tasks=dict(spec.eval.unavailable), eval_limit=dict(spec.eval.limit),
+        choice_answer=spec.eval.choice_answer,
         extras=dict(spec.extras), notes=list(spec.notes), description=description,
     )
 

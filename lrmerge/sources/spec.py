@@ -107,6 +107,10 @@ class EvalSpec(_Strict):
     tasks: list[str] | None = None
     unavailable: dict[str, str] = Field(default_factory=dict)
     limit: dict[str, int] = Field(default_factory=dict)
+    choice_answer: Literal["letter", "letter_text"] = Field(
+        "letter", description="how reading comprehension and response selection are answered, in the SFT data and "
+        "by the log-likelihood protocol: the option letter (the benchmarks' way) or the letter and the option's text "
+        "(`lrmerge.prompts.choice_answer`; the demo world)")
 
     def source_of(self, task: str) -> str:
         return self.per_task.get(task, self.source)
@@ -148,6 +152,7 @@ class ResolvedSource(_Strict):
     tasks: list[str]
     unavailable_tasks: dict[str, str] = Field(default_factory=dict)
     eval_limit: dict[str, int] = Field(default_factory=dict)
+    choice_answer: Literal["letter", "letter_text"] = "letter"  # EvalSpec.choice_answer
     extras: dict = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     description: dict = Field(default_factory=dict)
