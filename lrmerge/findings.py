@@ -18,6 +18,7 @@ import pandas as pd
 from lrmerge.eval.tables import MATH_TASKS
 
 SEEDS_COLUMNS = ("language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n")
+FINDING_KEYS = ("scarce", "crossover", "mt", "last", "ties_sv")  # findings a source may explain
 
 
 @dataclass
@@ -102,20 +103,28 @@ def chance_check(rows: pd.DataFrame, chance: dict[str, dict[str, float]], models
 
 def findings_markdown(seeds: pd.DataFrame, languages: Sequence[str], chance: dict[str, dict[str, float]],
                       discarded: dict[str, tuple[float, float]], multilingual: pd.DataFrame | None = None,
-                      skipped: dict[str, str] | None = None) -> str:
-    """The report `tables/findings.md`; ``skipped``: language -> why CTSFT-X-mt was not trained."""
+                      skipped: dict[str, str] | None = None, explanations: dict[str, str] | None = None) -> str:
+    """The report `tables/findings.md`; ``skipped``: language -> why CTSFT-X-mt was not trained; ``explanations``:
+    finding key (`FINDING_KEYS`) -> what the source knows about why it does not show (printed under any verdict
+    other than "reproduced", e.g. the demo world's measured designs)."""
+    explanations = explanations or {}
     rows = study_rows(seeds)
     out = ["# The paper's findings on this run", "",
            "Each finding with this run's numbers (mean over seeds of per-seed differences ± their standard error, in "
            "points of average accuracy), the paper's, and a verdict: *reproduced* when every language shows the "
            "paper's direction by more than two standard errors.", ""]
 
-    def section(title: str, paper: str, comparisons: list, expect_positive: bool = True, extra: Sequence[str] = ()):
+    def section(title: str, paper: str, comparisons: list, expect_positive: bool = True, extra: Sequence[str] = (),
+                key: str = ""):
         comparisons = [c for c in comparisons if c is not None]
         out.extend([f"## {title}", "", f"- paper: {paper}"])
         out.extend(f"- ours: {c.text()}" for c in comparisons)
         out.extend(f"- {line}" for line in extra)
-        out.extend([f"- **verdict: {verdict(comparisons, expect_positive)}**", ""])
+        found = verdict(comparisons, expect_positive)
+        out.append(f"- **verdict: {found}**")
+        if key in explanations and not found.startswith("reproduced"):
+            out.append(f"- why: {explanations[key]}")
+        out.append("")
 
     curve = rows.dropna(subset=["ct_tokens"])
     budgets = {lang: sorted(curve[(curve["language"] == lang) & (curve["model"] == "CTSFT-X-flan")]["ct_tokens"].unique())
@@ -123,17 +132,18 @@ def findings_markdown(seeds: pd.DataFrame, languages: Sequence[str], chance: dic
     section("Merging beats CT-then-SFT when X data is scarce (Figure 2)",
             "TIES-X-flan > CTSFT-X-flan at every checkpoint below 10.4B tokens (ben, tel)",
             [compare(rows, l, "TIES-X-flan", "CTSFT-X-flan", b[0]) for l, b in budgets.items() if b],
-            extra=[f"scarcest budget of {l}: {int(b[0]):,} CT tokens" for l, b in budgets.items() if b])
+            extra=[f"scarcest budget of {l}: {int(b[0]):,} CT tokens" for l, b in budgets.items() if b], key="scarce")
     section("CT-then-SFT catches up with more CT tokens (the crossover)",
             "CTSFT-ben-flan > TIES-ben-flan beyond 14.4B tokens; the gap narrows for tel",
-            [compare(rows, l, "CTSFT-X-flan", "TIES-X-flan", b[-1]) for l, b in budgets.items() if len(b) > 1])
+            [compare(rows, l, "CTSFT-X-flan", "TIES-X-flan", b[-1]) for l, b in budgets.items() if len(b) > 1],
+            key="crossover")
     section("Machine-translated SFT data hurts (CTSFT-X-mt < CTSFT-X-flan, Table 3)",
             "lower in all seven languages, by 3.38 to 24.61 points (average 32.90 vs 42.11)",
             [compare(rows, l, "CTSFT-X-flan", "CTSFT-X-mt") for l in languages],
-            extra=[f"{l}: CTSFT-X-mt not trained ({why})" for l, why in (skipped or {}).items()])
+            extra=[f"{l}: CTSFT-X-mt not trained ({why})" for l, why in (skipped or {}).items()], key="mt")
     section("Merging beats CT-then-SFT at the last checkpoint (Table 3)",
             "TIES-X-flan 46.80 vs CTSFT-X-flan 42.11 on average; all languages but ben",
-            [compare(rows, l, "TIES-X-flan", "CTSFT-X-flan") for l in languages])
+            [compare(rows, l, "TIES-X-flan", "CTSFT-X-flan") for l in languages], key="last")
     out.extend(["## BASE and CT-X sit near chance on the multiple-choice tasks", "",
                 "- paper: e.g. Tamil BASE SIB-200 30.88 (chance 14.29), Belebele 25.42 (chance 25)"]
                + [f"- ours: {line}" for line in chance_check(seeds[seeds["protocol"] == "loglik"], chance)] + [""])
@@ -144,7 +154,7 @@ def findings_markdown(seeds: pd.DataFrame, languages: Sequence[str], chance: dic
                + [f"- ours (first -> last checkpoint): {line}" for line in grow]
                + [f"- **verdict: {'not measured' if grows is None else 'reproduced' if grows else 'not reproduced'}**", ""])
     section("TIES-SV improves on TIES (Table 4)", "ben: 40.83 vs 40.31 (+0.52)",
-            [compare(rows, l, "TIES-SV-X-flan", "TIES-X-flan") for l in languages])
+            [compare(rows, l, "TIES-SV-X-flan", "TIES-X-flan") for l in languages], key="ties_sv")
     if multilingual is not None and not multilingual.empty:
         multi = [m for m in multilingual["model"].unique() if "&" in m]
         lines = []

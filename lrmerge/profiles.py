@@ -53,13 +53,16 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
     Profile("demo", "demo", {"world_profile": "demo"}, DEMO_LANGUAGES, {**_DEMO_COMMON, "seeds": "0,1,2"}, {
         # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
         # needs geometric checkpoint_tokens for a 10x range); SFT three passes at lr 1e-3 (one pass left every model
-        # at chance on the X tests; 2e-3 x 2 collapsed a third of the SFT runs onto one letter); English + X replay 5%
+        # at chance on the X tests; 2e-3 x 2 collapsed a third of the SFT runs onto one letter); no replay during SFT
+        # (world format 5, design 5c: the 5% English + X replay gave CT-then-SFT ~2.2K more X tokens, seen three
+        # times: half the scarcest CT budget in token passes, and kept it from forgetting X, so merging trailed by
+        # 11-28 points at every budget)
         # checkpoints at 12K, 26K, 56K and 120K X tokens (a 10x range; totals include the 1/4 replay)
         "pretraining": {"ct_x_tokens": 120_000, "ct_checkpoints": 4, "ct_checkpoint_tokens": "16000,34667,74667,160000",
                         "ct_lr": 2e-3, "ct_embedding_lr_multiplier": 3.0, "ct_seq_len": 256, "ct_batch_size": 4,
                         "ct_shuffle_documents": True},
-        "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.05,
-                "figure2_points": 4},
+        "sft": {"sft_epochs": 3.0, "sft_lr": 1e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.0,
+                "sft_group_by_length": True, "figure2_points": 4},
         "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.01,0.02,0.04,0.08"},

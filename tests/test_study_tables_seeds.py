@@ -68,3 +68,15 @@ def test_findings_report_lists_each_finding_with_a_verdict():
                              {"tbx": (0.05, 0.09)})
     assert "verdict: reproduced" in text and "5.00% -> 9.00%" in text
     assert text.count("## ") >= 6
+
+
+def test_findings_explain_only_what_does_not_show():
+    """A source's explanation is printed under a finding that is not reproduced, never under one that is."""
+    seeds = _scores()
+    why = {"scarce": "SCARCE-REASON", "mt": "MT-REASON"}
+    text = findings_markdown(seeds, ["tbx"], {"tbx": {"sib200": 14.29}}, {"tbx": (0.05, 0.09)}, explanations=why)
+    sections = {part.split("\n", 1)[0]: part for part in text.split("## ")[1:]}
+    scarce = next(v for k, v in sections.items() if k.startswith("Merging beats CT-then-SFT when X data is scarce"))
+    assert "verdict: reproduced" in scarce and "SCARCE-REASON" not in scarce
+    mt = next(v for k, v in sections.items() if k.startswith("Machine-translated SFT data hurts"))
+    assert ("MT-REASON" in mt) == ("verdict: reproduced" not in mt)
