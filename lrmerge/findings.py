@@ -94,7 +94,9 @@ def chance_check(rows: pd.DataFrame, chance: dict[str, dict[str, float]], models
                     continue
                 if pick["ct_tokens"].notna().any():  # Table 3's CT-X: the last checkpoint
                     pick = pick[pick["ct_tokens"] == pick["ct_tokens"].max()]
-                score, n = pick["score"].mean(), pick["n"].sum()
+                # the test set's size, not the sum over seeds: BASE is one model scored once per seed on the same
+                # items, and the seeds of CT-X read the same items too (binomial SE of one evaluation at chance)
+                score, n = pick["score"].mean(), int(pick["n"].max())
                 se = 100 * math.sqrt(level / 100 * (1 - level / 100) / n)
                 z = (score - level) / se if se else float("nan")
                 lines.append(f"{language} {model} {task}: {score:.1f} vs chance {level:.1f} ({z:+.1f} SE)")

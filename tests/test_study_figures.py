@@ -13,8 +13,11 @@ def test_figure2_draws_one_line_per_model_and_exports(tmp_path):
     fig = figure2(pd.DataFrame(rows, columns=["language", "model", "ct_tokens", "score"]), chance={"tbx": 14.3})
     assert len(fig.axes) == 2
     lines = fig.axes[0].get_lines()
-    assert [l.get_label() for l in lines][:3] == ["TIES-tbx-flan", "CTSFT-tbx-flan", "CT-tbx"]
+    # two panels share one legend: generic names (one language: its own, below)
+    assert [l.get_label() for l in lines][:3] == ["TIES-X-flan", "CTSFT-X-flan", "CT-X"]
     assert list(lines[0].get_ydata()) == [40, 45, 47]
+    one = figure2(pd.DataFrame(rows, columns=["language", "model", "ct_tokens", "score"]), ["tbx"])
+    assert [l.get_label() for l in one.axes[0].get_lines()][:3] == ["TIES-tbx-flan", "CTSFT-tbx-flan", "CT-tbx"]
     paths = save_figure(fig, "figure2", tmp_path)
     assert {p.suffix for p in paths} == {".pdf", ".svg", ".png"} and all(p.stat().st_size > 1000 for p in paths)
 

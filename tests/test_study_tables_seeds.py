@@ -80,3 +80,14 @@ def test_findings_explain_only_what_does_not_show():
     assert "verdict: reproduced" in scarce and "SCARCE-REASON" not in scarce
     mt = next(v for k, v in sections.items() if k.startswith("Machine-translated SFT data hurts"))
     assert ("MT-REASON" in mt) == ("verdict: reproduced" not in mt)
+
+
+def test_chance_check_uses_the_test_set_size_not_the_seed_count():
+    """BASE scored on the same 200 items in three seeds is one evaluation of 200 items: 30.5 vs chance 25 is
+    5.5 / sqrt(0.25 * 0.75 / 200) = +1.8 SE, not the +3.1 SE that summing n over seeds would claim."""
+    from lrmerge.findings import chance_check
+
+    rows = pd.DataFrame([{"language": "mnx", "model": "BASE", "seed": s, "ct_tokens": None, "task": "belebele",
+                          "protocol": "loglik", "score": 30.5, "n": 200} for s in range(3)])
+    (line,) = chance_check(rows, {"mnx": {"belebele": 25.0, "mgsm": 0.0}}, models=("BASE",))
+    assert line == "mnx BASE belebele: 30.5 vs chance 25.0 (+1.8 SE)"

@@ -51,7 +51,7 @@ def figure2(curves: pd.DataFrame, languages: list[str] | None = None, chance: di
             if line.empty:
                 continue
             ax.plot(line["ct_tokens"], line["mean"], marker="o", markersize=3, color=color(role),
-                    label=model.replace("X", lang))
+                    label=model.replace("X", lang) if len(languages) == 1 else model)  # one legend for all panels
             band = line["stderr"].fillna(0.0)
             ax.fill_between(line["ct_tokens"], line["mean"] - band, line["mean"] + band, color=color(role), alpha=0.2,
                             linewidth=0)
