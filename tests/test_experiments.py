@@ -48,3 +48,28 @@ def test_smaller_vocabulary_spells_fewer_tbx_words_whole(tmp_path):
     record = json.loads((out / "lrmerge_run.json").read_text())
     assert record["seed"] == 0 and record["config"]["ct_recipe"]["ct_lr"] == 1e-3
     assert not list(tmp_path.glob(".rvt.tmp-*"))  # nothing half-written left beside the output
+
+
+PROBE = Path(__file__).resolve().parents[1] / "experiments" / "task_probe.py"
+
+
+@pytest.mark.slow
+def test_task_probe_trains_and_scores_each_variant(tmp_path, quick_world_source):
+    """The learnability probe on the quick world: it writes the SFT mix with the asked answer format, fine-tunes
+    BASE, and reports every task under its protocols for BASE and SFT-flan."""
+    spec = importlib.util.spec_from_file_location("task_probe", PROBE)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    out = tmp_path / "probe"
+    args = ["--world", str(quick_world_source.world_root), "--items", "topic=6,reading=6,selection=6,math=6",
+            "--dev", "4", "--epochs", "1", "--variant", "answer=letter_text", "--out", str(out), "--langs", "eng,tbx"]
+    assert probe.main(args) == 0
+    (folder,) = out.iterdir()
+    report = json.loads((folder / "report.json").read_text())
+    assert set(report["scores"]) == {f"{m}/{l}/{t}" for m in ("BASE", "SFT-flan") for l in ("eng", "tbx")
+                                     for t in ("topic", "reading", "selection", "math")}
+    assert set(report["scores"]["SFT-flan/eng/reading"]) == {"loglik", "loglik_text", "generate"}
+    assert set(report["scores"]["SFT-flan/eng/math"]) == {"generate"}
+    rows = [json.loads(line) for line in (folder / "sft.jsonl").read_text().splitlines()]
+    reading = [r["response"] for r in rows if r["task"] == "reading"]
+    assert len(rows) == 24 and all(len(r) > 4 and r[2:4] == ". " for r in reading)  # " B. <option>"
