@@ -82,14 +82,16 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         "multilingual": {"curve_limit": 0},
         "paper": {"update_readme": False},
     }),
-    Profile("real-cpu-quick", "real-cpu", {"sft_gsm8k": 2, "sft_topic": 6, "eval_limit": 8}, PAPER_LANGUAGES,
+    # evaluation is compute-bound (one 8-prompt Tamil prefill of SmolLM2 is 15 s here): 4 items per split keep the
+    # whole profile near 5 minutes (8 items took 405 s)
+    Profile("real-cpu-quick", "real-cpu", {"sft_gsm8k": 2, "sft_topic": 6, "eval_limit": 4}, PAPER_LANGUAGES,
             _REAL_CPU_COMMON, {
         "pretraining": {"ct_x_tokens": 750, "ct_checkpoints": 2, "ct_lr": 1e-4, "ct_embedding_lr_multiplier": 1.0,
-                        "ct_seq_len": 128, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 8},
+                        "ct_seq_len": 128, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 4},
         "sft": {"sft_epochs": 1.0, "sft_lr": 2e-4, "sft_batch_size": 4, "sft_max_len": 256, "sft_replay_share": 0.0,
                 "figure2_points": 2},
         "merging": {"ties_densities": "1.0", "wavg_weights": "0.5"},
-        "evaluation": {"curve_limit": 8},
+        "evaluation": {"curve_limit": 4},
         "conflicts": {"interactive": False},
         "ties_sv": {"slacks": "0,0.04"},
         "paper": {"update_readme": False},
