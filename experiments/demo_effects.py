@@ -103,6 +103,7 @@ class Scorer:
         from lrmerge.languages import DEMO_TASKS
 
         self.world, self.math_tokens, self.tasks = world, math_tokens, DEMO_TASKS
+        self.answer = world.record()["config"].get("choice_answer", "letter")  # as the world's SFT data answers
 
     def _specs(self, lang: str, tasks) -> list:
         from dataclasses import replace
@@ -111,10 +112,9 @@ class Scorer:
 
         from lrmerge.data.schema import ChoiceItem
 
-        answer = self.world.record()["config"].get("choice_answer", "letter")  # as the world's SFT data answers
         specs = tasks_for_language(lang, list(tasks))  # the demo's worked answers are short: cap generation
         return [replace(s, max_new_tokens=self.math_tokens) if s.scorer == "number"
-                else replace(s, answer=answer) if s.item_type is ChoiceItem else s for s in specs]
+                else replace(s, answer=self.answer) if s.item_type is ChoiceItem else s for s in specs]
 
     def __call__(self, model_dir, lang: str, split: str, tasks=None) -> list[tuple[str, str, float, int]]:
         from lrmerge.eval.runner import evaluate, load_model

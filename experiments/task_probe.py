@@ -47,12 +47,12 @@ def parse_args(argv=None):
 
 
 def world_parts(world_root: Path):
-    from lrmerge.demo.config import WorldConfig
+    from lrmerge.demo.config import BaseModelConfig, WorldConfig
     from lrmerge.demo.grammar import ClauseSampler, build_collocations
     from lrmerge.demo.lexicon import build_lexicon, topic_words
 
     record = json.loads((world_root / "world.json").read_text())["config"]
-    record["base"] = __import__("lrmerge.demo.config", fromlist=["BaseModelConfig"]).BaseModelConfig(**record["base"])
+    record["base"] = BaseModelConfig(**record["base"])
     record["languages"] = tuple(record["languages"])
     config = WorldConfig(**record)
     table = topic_words(config.n_topics, config.topic_nouns, config.topic_verbs)
@@ -116,9 +116,8 @@ def instances(task, n, rng, sampler, lexicon, topics, variant, lang="eng"):
         if task == "topic":
             topic = rng.choice(topics)
             clause = sampler.clause(rng, topic)
-            labels = topics
-            prompt = prompts.topic_prompt(render(clause, lang, lexicon), labels)
-            out.append((prompt, topics.index(topic), list(labels)))
+            prompt = prompts.topic_prompt(render(clause, lang, lexicon), topics)
+            out.append((prompt, topics.index(topic), list(topics)))
         elif task == "reading":
             item = (reading_allin if variant.get("rc") == "allin" else sample_reading)(rng, sampler, topics)
             passage = " ".join(render(c, lang, lexicon) for c in item.passage)
@@ -203,15 +202,12 @@ def main(argv=None) -> int:
     data = out / "sft.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     start = time.perf_counter()
-    model_dir = out / "sft-flan"
-    if not (model_dir / "model.safetensors").exists() and not (model_dir / "config.json").exists():
-        cfg = SFTConfig(lang="eng", stage="sft-flan", base_model=str(world / "base"), out_dir=model_dir, seed=args.seed,
-                        sft_files=[data], replay_corpora=[CorpusSource(path=world / "corpus" / "en_replay.txt")],
-                        replay_share=0.05, epochs=args.epochs, max_len=320,
-                        optim=OptimConfig(lr=args.lr, warmup_ratio=0.05),
-                        batch=BatchConfig(seq_len=320, per_device_batch_size=args.batch), save_steps=100_000,
-                        cpu_threads=1, group_by_length=True)
-        model_dir = run_sft(cfg).model_dir
+    cfg = SFTConfig(lang="eng", stage="sft-flan", base_model=str(world / "base"), out_dir=out / "sft-flan", seed=args.seed,
+                    sft_files=[data], replay_corpora=[CorpusSource(path=world / "corpus" / "en_replay.txt")],
+                    replay_share=0.05, epochs=args.epochs, max_len=320, optim=OptimConfig(lr=args.lr, warmup_ratio=0.05),
+                    batch=BatchConfig(seq_len=320, per_device_batch_size=args.batch), save_steps=100_000,
+                    cpu_threads=1, group_by_length=True)
+    model_dir = run_sft(cfg).model_dir  # returns at once when this key's run finished before
     sft_s = time.perf_counter() - start
     report = {"variant": args.variant, "items": args.items, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
               "sft_s": round(sft_s, 1), "scores": {}}

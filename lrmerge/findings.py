@@ -18,7 +18,6 @@ import pandas as pd
 from lrmerge.eval.tables import MATH_TASKS
 
 SEEDS_COLUMNS = ("language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n")
-FINDING_KEYS = ("scarce", "crossover", "mt", "last", "ties_sv")  # findings a source may explain
 
 
 @dataclass
@@ -107,7 +106,7 @@ def findings_markdown(seeds: pd.DataFrame, languages: Sequence[str], chance: dic
                       discarded: dict[str, tuple[float, float]], multilingual: pd.DataFrame | None = None,
                       skipped: dict[str, str] | None = None, explanations: dict[str, str] | None = None) -> str:
     """The report `tables/findings.md`; ``skipped``: language -> why CTSFT-X-mt was not trained; ``explanations``:
-    finding key (`FINDING_KEYS`) -> what the source knows about why it does not show (printed under any verdict
+    finding key (scarce, crossover, mt, last, ties_sv) -> what the source knows about why it does not show (printed under any verdict
     other than "reproduced", e.g. the demo world's measured designs)."""
     explanations = explanations or {}
     rows = study_rows(seeds)

@@ -16,13 +16,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
-from nbformat.v4 import new_code_cell, new_notebook
 from safetensors.torch import load_file, save_file
 
 from lrmerge import study
+from notebook_stubs import write_notebook
 from lrmerge.errors import UserError
 from lrmerge.runs import atomic_output_dir, atomic_write_text, content_identity
 
@@ -162,15 +161,6 @@ def test_case03_content_identity_sees_in_place_rewrites(tmp_path):
 
 
 # ------------------------------------------------------------------ study fixtures (stand-in notebooks)
-
-def write_notebook(path, body, params="lang = 'x'\nout_dir = ''\nseed = 0\n"):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, new_code_cell(body)]
-    nbformat.write(nb, str(path))
-
 
 BODY = ("import time\nfrom pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
         "if fail:\n    raise RuntimeError('failing on purpose')\n"

@@ -5,22 +5,12 @@ import os
 import subprocess
 import sys
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from lrmerge import study
+from notebook_stubs import write_notebook
 
 pytestmark = pytest.mark.slow  # each notebook execution starts a kernel (~3 s)
-
-
-def write_notebook(path, body, params="lang = 'x'\nout_dir = ''\nseed = 0\n"):
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, new_code_cell(body)]
-    nbformat.write(nb, str(path))
 
 
 @pytest.fixture
