@@ -131,15 +131,20 @@ def study_tasks(source, benchmarks: Sequence[str] | None = None, math_max_new_to
 
 
 def evaluate_models(models: Mapping[str, str | Path], source, split: str = "test", *,
-                    protocols: Sequence[str] = ("loglik", "generate"), cache_dir: str | Path | None = None,
+                    protocols: Sequence[str] | str = ("loglik", "generate"), cache_dir: str | Path | None = None,
                     batch_size: int = 32, device: str = "auto", progress: bool = False,
                     math_max_new_tokens: int | None = None, seed: int | None = None,
                     ct_tokens: Mapping[str, int] | None = None, limit: int | None = None) -> pd.DataFrame:
-    """Evaluate named model folders on the source's tasks under each protocol; one tidy frame (cached per model
-    content, task and protocol, so reruns are free). ``limit``: first n items (default: the source's limit)."""
-    from lrmerge.eval.runner import evaluate_protocols
+    """Evaluate named model folders on the source's tasks under each protocol (``"study"``: each task under the
+    protocol Tables 3-5 average, `study_protocol`); one tidy frame (cached per model content, task and protocol, so
+    reruns are free). ``limit``: first n items (default: the source's limit)."""
+    from lrmerge.eval.runner import PROTOCOLS as PROTOCOL_NAMES, evaluate_protocols
 
     specs = study_tasks(source, math_max_new_tokens=math_max_new_tokens)
+    if isinstance(protocols, str):
+        if protocols != "study":
+            raise ValueError(f"protocols: {protocols!r}; pass 'study' or a sequence of {PROTOCOL_NAMES}")
+        protocols = {name: [protocol] for name, protocol in study_protocol(specs).items()}
     limit = limit if limit is not None else source.eval_limit.get(split)
     frames = []
     for name, folder in models.items():
@@ -161,7 +166,7 @@ def dev_evaluator(source, limit: int | None = None, **options):
     wanted = study_protocol(specs)
 
     def evaluator(model_dir) -> dict[str, float]:
-        results = evaluate_protocols(model_dir, specs, sorted(set(wanted.values())), split="dev",
+        results = evaluate_protocols(model_dir, specs, {name: [p] for name, p in wanted.items()}, split="dev",
                                      source=source.eval_source, lang=source.lang, limit=limit, **options)
         return {spec.name: results[wanted[spec.name]].tasks[spec.name].accuracy for spec in specs}
 
@@ -237,6 +242,18 @@ def sft_config(source, stage: str, base_model: str | Path, out_dir: str | Path, 
         batch=BatchConfig(seq_len=max_len, per_device_batch_size=batch_size, grad_accum_steps=grad_accum),
         save_steps=save_steps, group_by_length=group_by_length,
     )
+
+
+def sft_identity(config) -> dict:
+    """An SFT run's cache identity: its recipe and the content of its inputs (starting model, SFT files, replay
+    corpora), never their paths, so that two languages' copies of the same English data find one shared SFT-flan."""
+    from lrmerge.runs import file_digest
+
+    recipe = config.model_dump(mode="json", exclude={"out_dir", "base_model", "sft_files", "replay_corpora"})
+    replay = [{**corpus.model_dump(mode="json", exclude={"path"}),
+               "sha256": file_digest(corpus.path) if corpus.path else None} for corpus in config.replay_corpora]
+    return {**recipe, "base_identity": model_identity(config.base_model),
+            "sft_files": [file_digest(path) for path in config.sft_files], "replay_corpora": replay}
 
 
 def model_identity(path: str | Path) -> dict:

@@ -77,19 +77,42 @@ def test_loglik_matches_brute_force(tok_model, continuations):
         assert row == pytest.approx(expected, abs=1e-4)
 
 
-def test_loglik_options_sharing_a_prefix_share_one_forward_row(tok_model):
+def test_loglik_runs_each_context_once_and_shares_option_rows(tok_model):
     tokenizer, model = tok_model
     letters = [" A", " B", " C", " D"]
-    # in the tiny vocabulary some letters are one token ("▁A") and others two ("▁", "B"): all four inputs are
-    # prefixes of the longest, so one row per prompt must score them all
+    # in the tiny vocabulary some letters are one token ("▁A") and others two ("▁", "B"): the context runs once,
+    # and the two-token letters share one one-token row ("▁") through its KV cache
     assert {len(split_context_continuation(tokenizer, PROMPTS[0], c)[1]) for c in letters} == {1, 2}
-    calls = []
-    handle = model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    shapes = []
+    handle = model.register_forward_pre_hook(lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+                                             with_kwargs=True)
     try:
         loglik_scores(model, tokenizer, [(p, letters) for p in PROMPTS], batch_size=1, progress=False)
     finally:
         handle.remove()
-    assert len(calls) == len(PROMPTS)
+    contexts = [tuple(split_context_continuation(tokenizer, p, " B")[0]) for p in PROMPTS]
+    assert sorted(s for s in shapes if s[1] > 1) == sorted((1, len(c)) for c in contexts)
+    assert sorted(s for s in shapes if s[1] == 1) == [(1, 1)] * len(PROMPTS)
+
+
+def test_loglik_long_options_attend_to_one_context_pass(tok_model):
+    """Option texts of several tokens: one prefill per batch of contexts plus one row per option, not one
+    context-long row per option (lm-eval's cost), with the brute-force scores."""
+    tokenizer, model = tok_model
+    options = [" A. the sports of one", " B. travel is", " C. health", " D. the politics"]
+    tokens = []
+    handle = model.register_forward_pre_hook(lambda module, args, kwargs: tokens.append(kwargs["input_ids"].numel()),
+                                             with_kwargs=True)
+    try:
+        scores = loglik_scores(model, tokenizer, [(p, options) for p in PROMPTS], batch_size=5, progress=False)
+    finally:
+        handle.remove()
+    assert len(tokens) == 2
+    longest_context = max(len(split_context_continuation(tokenizer, p, options[0])[0]) for p in PROMPTS)
+    longest_option = max(len(split_context_continuation(tokenizer, p, o)[1]) for p in PROMPTS for o in options)
+    assert tokens[0] == len(PROMPTS) * longest_context and tokens[1] <= len(PROMPTS) * 4 * longest_option
+    for context, row in zip(PROMPTS, scores):
+        assert row == pytest.approx([_brute_force_loglik(model, tokenizer, context, o) for o in options], abs=1e-4)
 
 
 def test_split_context_continuation_moves_trailing_space(tok_model):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lrmerge.data.schema import ChoiceItem, ClassificationItem, MathItem
-from lrmerge.eval.runner import evaluate_task, evaluate_task_protocols, letter_first_tokens
+from lrmerge.eval.runner import evaluate_task, evaluate_task_protocols, prompt_continuations
 from lrmerge.eval.tasks import SIB200_LABELS, task_for
 from lrmerge.eval.testing import tiny_llama, tiny_tokenizer
 
@@ -33,7 +33,7 @@ def test_one_prefill_equals_the_two_separate_protocols(tok_model, kind):
     topics, choices = _items()
     spec, items = (task_for("sib200", "eng"), topics) if kind == "sib200" else (task_for("belebele", "eng"), choices)
     prompt = spec.build_prompt(items[0], SIB200_LABELS if kind == "sib200" else None)[0]
-    assert letter_first_tokens(tokenizer, prompt, 4) is not None  # the fused path is the one under test
+    assert prompt_continuations(tokenizer, prompt, [" A", " B", " C", " D"]) is not None  # the fused path
     both = evaluate_task_protocols(model, tokenizer, spec, items, ["loglik", "generate"], 2, torch.device("cpu"),
                                    progress=False)
     loglik = evaluate_task(model, tokenizer, spec, items, "loglik", 2, torch.device("cpu"), progress=False)
@@ -44,18 +44,20 @@ def test_one_prefill_equals_the_two_separate_protocols(tok_model, kind):
     assert both["loglik"].accuracy == loglik.accuracy and both["generate"].n_unparsable == generate.n_unparsable
 
 
-def test_letters_that_merge_with_the_prompt_fall_back_to_separate_scoring(tok_model):
+def test_multi_token_letters_share_the_prefill_and_merged_ones_fall_back(tok_model):
     tokenizer, model = tok_model
-    assert letter_first_tokens(tokenizer, "Answer: ", 4) is None  # the trailing space moves into the continuation
-    byte_tokenizer = tiny_tokenizer()  # no single-token " A": both protocols are scored separately, same results
+    assert prompt_continuations(tokenizer, "Answer: ", [" A"]) is None  # the trailing space joins the answer
+    byte_tokenizer = tiny_tokenizer()  # no single-token " A": letters are two tokens, still scored off the prefill
     tiny = tiny_llama(byte_tokenizer, hidden_size=32, num_layers=1, seed=3)
     topics, _ = _items()
     spec = task_for("sib200", "eng")
-    assert letter_first_tokens(byte_tokenizer, spec.build_prompt(topics[0])[0], 7) is None
+    conts = prompt_continuations(byte_tokenizer, spec.build_prompt(topics[0])[0], spec.option_continuations(topics[0]))
+    assert conts is not None and {len(c) for c in conts} == {1, 2}
     both = evaluate_task_protocols(tiny, byte_tokenizer, spec, topics, ["loglik", "generate"], 2, torch.device("cpu"),
                                    progress=False)
     alone = evaluate_task(tiny, byte_tokenizer, spec, topics, "loglik", 2, torch.device("cpu"), progress=False)
-    assert [r["scores"] for r in both["loglik"].records] == [r["scores"] for r in alone.records]
+    for fused, single in zip(both["loglik"].records, alone.records):
+        assert fused["scores"] == pytest.approx(single["scores"], abs=1e-5) and fused["parsed"] == single["parsed"]
 
 
 def test_math_is_generation_only(tok_model):

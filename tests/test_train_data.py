@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from lrmerge.train.data import (
-    IGNORE_INDEX, BlendedLMDataset, blend_schedule, collate_padded, pack_documents, read_sft_jsonl, tokenize_sft,
+    IGNORE_INDEX, BlendedLMDataset, blend_schedule, collate_padded, collate_scored_suffix, pack_documents,
+    read_sft_jsonl, tokenize_sft,
 )
 from lrmerge.train.tiny import build_tiny_tokenizer, tiny_corpora, tiny_sft_records
 
@@ -112,3 +113,37 @@ def test_read_sft_jsonl_names_file_and_line(tmp_path):
     path.write_text("{not json\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: not valid JSON"):
         read_sft_jsonl(path)
+
+
+@pytest.mark.parametrize("with_replay", [False, True])
+def test_response_only_logits_give_the_full_loss_and_gradients(tokenizer, with_replay):
+    """`collate_scored_suffix` (left padding, logits only where labels are) against right padding with logits
+    everywhere: the same loss and the same parameter gradients, prompts of different lengths in one batch, and a
+    replay sequence (every token labelled) that forces all positions."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4))
+    examples = [tokenize_sft(r, tokenizer, 512) for r in tiny_sft_records(5, seed=7)]
+    if with_replay:
+        ids = max((e["input_ids"] for e in examples), key=len)  # as long as the longest example
+        examples.append({"input_ids": ids, "labels": list(ids)})
+    lengths = {len(e["input_ids"]) for e in examples}
+    assert len(lengths) > 1  # padding is exercised
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    full_loss, full_grads = loss_and_grads(collate_padded(examples, tokenizer.pad_token_id))
+    batch = collate_scored_suffix(examples, tokenizer.pad_token_id)
+    width = batch["input_ids"].shape[1]
+    assert batch["labels"].shape[1] == batch["logits_to_keep"]
+    assert (batch["logits_to_keep"] == width) == with_replay  # a fully labelled row needs every position
+    suffix_loss, suffix_grads = loss_and_grads(batch)
+    assert suffix_loss == pytest.approx(full_loss, rel=1e-5)
+    for full, suffix in zip(full_grads, suffix_grads):
+        assert torch.allclose(full, suffix, atol=1e-6, rtol=1e-4)

@@ -95,3 +95,21 @@ def test_ctsft_records_the_ct_checkpoint_it_started_from(world, tmp_path):
     record = read_run_record(result.model_dir)
     assert record["stage"] == "ctsft-flan" and record["base_stage"] == "ct"
     assert record["base_ct_tokens"] == read_run_record(ct.checkpoints[-1])["ct_tokens"] == 512
+
+
+def test_shared_sft_flan_is_keyed_by_input_content_not_paths(world, tmp_path):
+    """Each language's data stage writes its own copy of the English SFT file: the same bytes at another path must
+    find the same shared SFT-flan (it was trained once per language), changed bytes another one."""
+    import shutil
+
+    from lrmerge.pipeline import sft_identity
+
+    copy = tmp_path / "other_language" / "sft_flan.jsonl"
+    copy.parent.mkdir()
+    shutil.copy(world["sft"], copy)
+    original = sft_identity(make_config(world, tmp_path / "a"))
+    assert sft_identity(make_config(world, tmp_path / "b", sft_files=[copy])) == original
+    with open(copy, "a") as handle:
+        handle.write('{"prompt": "Question: one?\\nAnswer:", "response": " one"}\n')
+    assert sft_identity(make_config(world, tmp_path / "b", sft_files=[copy])) != original
+    assert sft_identity(make_config(world, tmp_path / "a", seed=2)) != original

@@ -8,6 +8,7 @@ cache) as soon as they hit EOS or a stop string, so a batch costs what its longe
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -43,7 +44,7 @@ class Generation:
     text: str  # decoded answer, cut before the first stop string
     token_ids: list[int] = field(default_factory=list)  # generated ids up to the stopping token, EOS excluded
     finish: str = "length"  # "stop" | "eos" | "length"
-    first_logprobs: list[float] | None = None  # log p(token | prompt) at the first step, for the asked token ids
+    continuation_logprobs: list[float] | None = None  # log p(continuation | prompt) of each asked continuation
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -55,12 +56,12 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str] = (),
                     batch_size: int = 16, device: str | torch.device | None = None,
                     add_special_tokens: bool = True, progress: bool = True, desc: str = "generate",
-                    score_first: Sequence[Sequence[int]] | None = None) -> list[Generation]:
+                    score_continuations: Sequence[Sequence[Sequence[int]]] | None = None) -> list[Generation]:
     """Greedy decoding of every prompt; identical (up to float rounding) to one-by-one ``model.generate``.
 
-    ``score_first``: per prompt, token ids whose log-probabilities at the first generated position are returned in
-    ``Generation.first_logprobs`` — the log-likelihood of single-token continuations (option letters) from the very
-    forward pass that starts the generation, so scoring both protocols costs one prefill.
+    ``score_continuations``: per prompt, the token ids of continuations (the options' answers) that follow the
+    prompt's own tokens; their summed log-probabilities come back in ``Generation.continuation_logprobs``, scored
+    off the KV cache of the very prefill that starts the generation, so both protocols cost one prefill.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -76,7 +77,7 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        first = [score_first[i] for i in rows] if score_first is not None else None
+        first = [score_continuations[i] for i in rows] if score_continuations is not None else None
         for index, generation in zip(rows, _generate_batch(model, tokenizer, [encoded[i] for i in rows], max_new_tokens,
                                                             tuple(stop), pad_id, eos_ids, device, first)):
             results[index] = generation
@@ -87,7 +88,7 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
 
 def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: int, stop: tuple[str, ...],
                     pad_id: int, eos_ids: set[int], device: torch.device,
-                    score_first: list[Sequence[int]] | None = None) -> list[Generation]:
+                    score_continuations: list[Sequence[Sequence[int]]] | None = None) -> list[Generation]:
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, L), left-padded
     attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -96,13 +97,15 @@ def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: in
         attention_mask[row, width - len(ids):] = 1
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): real tokens count from 0
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+                logits_to_keep=1)
     cache_arg = _cache_kwarg(model)
     cache, logits = getattr(out, cache_arg), out.logits[:, -1]  # (B, V)
-    first_scores = None
-    if score_first is not None:
-        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
-        first_scores = [logprobs[row, list(ids)].tolist() for row, ids in enumerate(score_first)]
+    option_scores = None
+    if score_continuations is not None:  # each continuation is the tail after the whole prompt
+        tails = [[(list(ids), len(ids)) for ids in conts] for conts in score_continuations]
+        option_scores = score_tails(model, copy.deepcopy(cache), torch.log_softmax(logits.float(), dim=-1),
+                                    attention_mask, tails, pad_id)
     next_pos = position_ids[:, -1:] + 1  # (B, 1)
     alive = list(range(len(batch)))  # batch rows still generating, in cache order
     generated: list[list[int]] = [[] for _ in batch]
@@ -136,9 +139,9 @@ def _generate_batch(model, tokenizer, batch: list[list[int]], max_new_tokens: in
                     use_cache=True, **{cache_arg: cache})
         cache, logits = getattr(out, cache_arg), out.logits[:, -1]
         next_pos = next_pos + 1
-    if first_scores is not None:
+    if option_scores is not None:
         for row, result in enumerate(results):
-            result.first_logprobs = first_scores[row]
+            result.continuation_logprobs = option_scores[row]
     return results  # type: ignore[return-value]
 
 
@@ -158,57 +161,131 @@ def split_context_continuation(tokenizer, context: str, continuation: str,
     return whole[:n_context], whole[n_context:]
 
 
+def score_tails(model, cache, last_logprobs: torch.Tensor, prefix_mask: torch.Tensor,
+                tails: Sequence[Sequence[tuple[list[int], int]]], pad_id: int) -> list[list[float]]:
+    """Summed log-probabilities of continuations after prefixes already run through the model.
+
+    ``cache``: the prefixes' KV cache (B rows, left-padded; consumed); ``last_logprobs`` (B, V): the log-softmax at
+    each prefix's last position; ``prefix_mask`` (B, L); ``tails[b]``: per option, (the option's tokens after
+    prefix b, how many of the last ones are scored). Tails that are prefixes of a longer tail (" A" = "▁A" beside
+    "▁", "B") share its row, and every row attends to its prefix through the cache, so a prefix is never recomputed.
+    """
+    device = prefix_mask.device
+    rows: list[tuple[int, list[int]]] = []  # (prefix row, input ids after the prefix = tail minus its last token)
+    hosts: list[list[int | None]] = []  # per prefix, per option: its row (None: a one-token tail, scored off the prefix)
+    for b, options in enumerate(tails):
+        own: list[tuple[list[int], int]] = []
+        hosts.append([None] * len(options))
+        for o in sorted(range(len(options)), key=lambda o: -len(options[o][0])):
+            tail, n_scored = options[o]
+            if not 1 <= n_scored <= len(tail):
+                raise ValueError(f"a scored continuation needs 1..{len(tail)} tokens after the prefix, got {n_scored}")
+            ids = tail[:-1]
+            if ids:
+                host = next((row for row_ids, row in own if row_ids[:len(ids)] == ids), None)
+                if host is None:
+                    host = len(rows)
+                    rows.append((b, ids))
+                    own.append((ids, host))
+                hosts[b][o] = host
+    tail_logprobs = None
+    if rows:
+        width = max(len(ids) for _, ids in rows)
+        index = torch.tensor([b for b, _ in rows], device=device)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (R, W), right-padded
+        tail_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, (_, ids) in enumerate(rows):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            tail_mask[row, :len(ids)] = 1
+        cache.batch_select_indices(index)
+        attention_mask = torch.cat([prefix_mask[index], tail_mask.to(device)], dim=1)  # (R, L + W)
+        position_ids = prefix_mask[index].sum(-1, keepdim=True) + torch.arange(width, device=device)  # (R, W)
+        out = model(input_ids=input_ids.to(device), attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=True, **{_cache_kwarg(model): cache})
+        tail_logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # (R, W, V)
+    first_rows, first_tokens, first_owner = [], [], []  # scored positions predicted by the prefix's last position
+    tail_rows, tail_positions, tail_tokens, tail_owner = [], [], [], []
+    owners: list[tuple[int, int]] = []
+    for b, options in enumerate(tails):
+        for o, (tail, n_scored) in enumerate(options):
+            owner = len(owners)
+            owners.append((b, o))
+            for j in range(len(tail) - n_scored, len(tail)):  # tail[j] is predicted at tail position j - 1
+                if j == 0:
+                    first_rows.append(b), first_tokens.append(tail[0]), first_owner.append(owner)
+                else:
+                    tail_rows.append(hosts[b][o]), tail_positions.append(j - 1), tail_tokens.append(tail[j])
+                    tail_owner.append(owner)
+    totals = torch.zeros(len(owners), dtype=torch.float64)
+    if first_rows:
+        picked = last_logprobs[torch.tensor(first_rows, device=device), torch.tensor(first_tokens, device=device)]
+        totals.index_add_(0, torch.tensor(first_owner), picked.double().cpu())
+    if tail_rows:
+        picked = tail_logprobs[torch.tensor(tail_rows, device=device), torch.tensor(tail_positions, device=device),
+                               torch.tensor(tail_tokens, device=device)]
+        totals.index_add_(0, torch.tensor(tail_owner), picked.double().cpu())
+    scores = [[0.0] * len(options) for options in tails]
+    for (b, o), total in zip(owners, totals.tolist()):
+        scores[b][o] = total
+    return scores
+
+
+def _shared_prefix(sequences: Sequence[Sequence[int]], limit: int) -> int:
+    """Length of the longest common prefix of ``sequences``, at most ``limit``."""
+    n = 0
+    while n < limit and all(len(seq) > n and seq[n] == sequences[0][n] for seq in sequences):
+        n += 1
+    return n
+
+
 @torch.no_grad()
 def loglik_scores(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int = 16,
                   device: str | torch.device | None = None, add_special_tokens: bool = True,
                   progress: bool = True, desc: str = "loglik") -> list[list[float]]:
     """For each (context, continuations): sum log p(continuation tokens | context) per continuation.
 
-    Options whose inputs share a prefix share one row (single-token letters " A".." D": one forward pass over the
-    context scores them all, as lm-eval's context grouping does); rows go in left-padded batches sorted by length.
-    Logits are computed only for the last positions that hold scored tokens (``logits_to_keep``).
+    The options of a request share their context: it is run through the model once (its longest common prefix
+    with every option's tokens, lm-eval's context grouping) and each option's remaining tokens attend to it through
+    the KV cache (`score_tails`); prefixes go in left-padded batches of ``batch_size`` requests sorted by length.
     """
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     model.eval()
     pad_id = _pad_id(tokenizer)
-    # rows: (input ids, [(request, option, first scored position, target ids)]). An option's input is context +
-    # continuation[:-1]; when it is a prefix of another option's input (" A" vs " B" = "▁" "B"), causality makes
-    # the longer row's logits serve both, so each request needs as few rows as its options have distinct branches.
-    rows: list[tuple[list[int], list[tuple[int, int, int, list[int]]]]] = []
+    # groups: (prefix ids, [(request, option, tail after the prefix, scored tokens at the tail's end)])
+    groups: list[tuple[list[int], list[tuple[int, int, list[int], int]]]] = []
     for r, (context, continuations) in enumerate(requests):
-        options = []
-        for o, continuation in enumerate(continuations):
-            ctx, cont = split_context_continuation(tokenizer, context, continuation, add_special_tokens)
-            options.append(((ctx + cont)[:-1], (r, o, len(ctx) - 1, cont)))
-        own: list[tuple[list[int], list]] = []
-        for ids, target in sorted(options, key=lambda option: -len(option[0])):
-            host = next((row for row in own if row[0][:len(ids)] == ids), None)
-            if host is None:
-                own.append((ids, [target]))
-            else:
-                host[1].append(target)
-        rows.extend(own)
+        pairs = [split_context_continuation(tokenizer, context, c, add_special_tokens) for c in continuations]
+        fulls = [ctx + cont for ctx, cont in pairs]
+        n_prefix = _shared_prefix(fulls, min(len(ctx) for ctx, _ in pairs))
+        if n_prefix:
+            groups.append((fulls[0][:n_prefix], [(r, o, full[n_prefix:], len(cont))
+                                                 for o, (full, (_, cont)) in enumerate(zip(fulls, pairs))]))
+        else:  # nothing shared (no BOS and a context that merges with its continuation): one group per option
+            for o, (ctx, cont) in enumerate(pairs):
+                if not ctx:
+                    raise ValueError(f"request {r}: an empty context leaves nothing to condition option {o} on")
+                groups.append((ctx, [(r, o, cont, len(cont))]))
     scores = [[float("nan")] * len(continuations) for _, continuations in requests]
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    order = sorted(range(len(groups)), key=lambda i: -len(groups[i][0]))
     bar = tqdm(total=len(order), desc=desc, disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
-        batch = [rows[i] for i in order[start:start + batch_size]]
-        width = max(len(ids) for ids, _ in batch)
+        batch = [groups[i] for i in order[start:start + batch_size]]
+        width = max(len(prefix) for prefix, _ in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, L), left-padded
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(batch):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            attention_mask[row, width - len(ids):] = 1
+        for row, (prefix, _) in enumerate(batch):
+            input_ids[row, width - len(prefix):] = torch.tensor(prefix)
+            attention_mask[row, width - len(prefix):] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        # scored positions lie in the last `keep` positions of every row: only those need logits
-        keep = max(len(ids) - first for ids, targets in batch for _, _, first, _ in targets)
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                       position_ids=position_ids.to(device), logits_to_keep=keep).logits  # (B, keep, V)
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for row, (ids, targets) in enumerate(batch):
-            for r, o, first, target in targets:
-                span = logprobs[row, keep - (len(ids) - first):keep - (len(ids) - first) + len(target)]  # (T, V)
-                scores[r][o] = span.gather(-1, torch.tensor(target, device=span.device)[:, None]).sum().item()
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+                    logits_to_keep=1)
+        last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
+        tails = [[(tail, n_scored) for _, _, tail, n_scored in options] for _, options in batch]
+        batch_scores = score_tails(model, getattr(out, _cache_kwarg(model)), last, attention_mask, tails, pad_id)
+        for (_, options), option_scores in zip(batch, batch_scores):
+            for (r, o, _, _), score in zip(options, option_scores):
+                scores[r][o] = score
         bar.update(len(batch))
     bar.close()
     return scores

@@ -12,10 +12,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from lrmerge import prompts
-from lrmerge.data.schema import ChoiceItem, ClassificationItem, EvalItem
+from lrmerge.data.schema import ClassificationItem, EvalItem
 from lrmerge.eval.generate import greedy_generate, loglik_scores, resolve_device
 from lrmerge.eval.parse import numbers_equal, parse_letter, parse_number
 from lrmerge.eval.tasks import TaskSpec, get_task, labels_from_items
@@ -129,51 +129,54 @@ def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], m
     return _summarise(spec.name, records)
 
 
-def letter_first_tokens(tokenizer, prompt: str, n_options: int) -> list[int] | None:
-    """Token ids of the letter continuations " A", " B", ... when each is one token right after the prompt's own
-    tokens (then their log-likelihood is the first generation step's); None otherwise."""
+def prompt_continuations(tokenizer, prompt: str, continuations: Sequence[str]) -> list[list[int]] | None:
+    """Token ids of each continuation when it follows the prompt's own tokens unchanged (then the greedy
+    generation's prefill scores it too); None when one merges with the prompt's last token or its trailing space."""
     from lrmerge.eval.generate import encode, split_context_continuation
 
     context = encode(tokenizer, [prompt])[0]
-    ids = []
-    for index in range(n_options):
-        ctx, cont = split_context_continuation(tokenizer, prompt, prompts.letter_answer(index))
-        if ctx != context or len(cont) != 1:
+    out = []
+    for continuation in continuations:
+        ctx, cont = split_context_continuation(tokenizer, prompt, continuation)
+        if ctx != context:
             return None
-        ids.append(cont[0])
-    return ids
+        out.append(cont)
+    return out
 
 
 def evaluate_task_protocols(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], protocols: Sequence[str],
                             batch_size: int = 16, device=None, progress: bool = True,
                             labels: Sequence[str] | None = None) -> dict[str, TaskResult]:
-    """Score one task under several protocols. Math is generation only. For multiple-choice tasks, when every
-    option letter is a single token after the prompt, one prefill gives both the greedy answer and the letters'
-    log-likelihoods (exactly what ``mode="loglik"`` with letter continuations computes)."""
+    """Score one task under several protocols. Math is generation only. For multiple-choice tasks whose option
+    continuations (letters, or letters and option texts) follow the prompt's own tokens, one prefill serves both:
+    the greedy answer grows from it and every option is scored off its KV cache (what ``mode="loglik"`` computes)."""
     wanted = [p for p in protocols if p in MODES and (p == "generate" or spec.scorer == "letter")]
     if not wanted:
         return {}
-    if spec.scorer != "letter" or set(wanted) != {"loglik", "generate"} or (
-            spec.answer != "letter" and issubclass(spec.item_type, ChoiceItem)):  # option texts: scored apart
+
+    def separately() -> dict[str, TaskResult]:
         return {p: evaluate_task(model, tokenizer, spec, items, p, batch_size, device, progress=progress, labels=labels)
                 for p in wanted}
+
+    if spec.scorer != "letter" or set(wanted) != {"loglik", "generate"}:
+        return separately()
     labels = tuple(labels) if labels is not None else spec.labels
     if issubclass(spec.item_type, ClassificationItem) and labels is None:
         labels = labels_from_items(items)  # type: ignore[arg-type]
     built = [spec.build_prompt(item, labels) for item in items]
-    firsts = [letter_first_tokens(tokenizer, prompt, len(spec.options(item, labels))) for item, (prompt, _) in zip(items, built)]
-    if any(f is None for f in firsts):  # letters merge with the prompt's last token: score them separately
-        return {p: evaluate_task(model, tokenizer, spec, items, p, batch_size, device, progress=progress, labels=labels)
-                for p in wanted}
+    continuations = [prompt_continuations(tokenizer, prompt, spec.option_continuations(item, labels))
+                     for item, (prompt, _) in zip(items, built)]
+    if any(c is None for c in continuations):  # an answer merges with the prompt's last token: score apart
+        return separately()
     generations = greedy_generate(model, tokenizer, [p for p, _ in built], spec.max_new_tokens, spec.stop, batch_size,
-                                  device, progress=progress, desc=spec.name, score_first=firsts)
+                                  device, progress=progress, desc=spec.name, score_continuations=continuations)
     generated, scored = [], []
     for item, (_, gold), generation in zip(items, built, generations):
         parsed = parse_letter(generation.text, prompts.OPTION_LETTERS[:len(spec.options(item, labels))])
         generated.append({"id": item.id, "generation": generation.text, "parsed": parsed, "gold": gold,
                           "correct": parsed == gold, "finish": generation.finish,
                           "invalid_utf8": is_invalid_utf8(generated_bytes(generation.token_ids, tokenizer))})
-        option_scores = generation.first_logprobs
+        option_scores = generation.continuation_logprobs
         choice = prompts.option_letter(max(range(len(option_scores)), key=option_scores.__getitem__))
         scored.append({"id": item.id, "scores": option_scores, "parsed": choice, "gold": gold, "correct": choice == gold})
     return {"loglik": _summarise(spec.name, scored), "generate": _summarise(spec.name, generated)}
@@ -188,21 +191,27 @@ def spaced_subset(items: Sequence, limit: int | None) -> list:
     return [items[(i * len(items)) // limit] for i in range(limit)]
 
 
-def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec], protocols: Sequence[str] = PROTOCOLS,
+def evaluate_protocols(model: str | Path, tasks: Sequence[str | TaskSpec],
+                       protocols: Sequence[str] | Mapping[str, Sequence[str]] = PROTOCOLS,
                        split: str = "test", source: str | Path | None = None, batch_size: int = 16,
                        device: str = "auto", lang: str | None = None, cache_dir: str | Path | None = None,
                        limit: int | None = None, progress: bool = True) -> dict[str, EvalResults]:
     """protocol -> EvalResults of a model folder; each (task, protocol) is cached on its own in ``cache_dir``.
+    ``protocols``: for every task, or per task name (``{"sib200_tbx": ["loglik"], ...}``: the study's protocol only).
     ``limit``: score n items of each task, evenly spaced over the file (quick profiles; `spaced_subset`)."""
-    for protocol in protocols:
+    specs = [get_task(t, lang) for t in tasks]
+    per_task = ({s.name: list(protocols.get(s.name, ())) for s in specs} if isinstance(protocols, Mapping)
+                else {s.name: list(protocols) for s in specs})
+    for protocol in {p for names in per_task.values() for p in names}:
         if protocol not in MODES:
             raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(MODES)}")
-    specs = [get_task(t, lang) for t in tasks]
     base_config = {"model": str(model), "split": split, "source": str(source), "continuation": "answer", "limit": limit}
-    out: dict[str, EvalResults] = {p: EvalResults({**base_config, "mode": p}, {}) for p in protocols}
+    used = ([p for p in PROTOCOLS if any(p in names for names in per_task.values())] if isinstance(protocols, Mapping)
+            else list(protocols))
+    out: dict[str, EvalResults] = {p: EvalResults({**base_config, "mode": p}, {}) for p in used}
     loaded = None
     for spec in specs:
-        wanted = [p for p in protocols if p == "generate" or spec.scorer == "letter"]
+        wanted = [p for p in per_task[spec.name] if p == "generate" or spec.scorer == "letter"]
         paths = {}
         for p in wanted:
             key = config_key({**base_config, "tasks": spec.name, "mode": p, "batch_size": None, "spec": repr(spec)})

@@ -147,3 +147,27 @@ def collate_padded(examples: list[dict], pad_token_id: int) -> dict:
         labels[row, :n] = torch.as_tensor(e["labels"])
         attention[row, :n] = 1
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def collate_scored_suffix(examples: list[dict], pad_token_id: int) -> dict:
+    """Left-pad a batch so that every example's labelled tokens (the response) sit in its last K positions, and
+    ask the model for logits there only (``logits_to_keep=K``, labels cut to the same K columns): the vocabulary
+    projection and its gradient skip the prompts, which carry no loss. Position ids count real tokens from 0, so
+    the loss equals `collate_padded`'s up to float rounding (tests/test_train_data.py)."""
+    width = max(len(e["input_ids"]) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)  # (batch, width), left-padded
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    keep = 1
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        input_ids[row, width - n:] = torch.as_tensor(e["input_ids"])
+        labels[row, width - n:] = torch.as_tensor(e["labels"])
+        attention[row, width - n:] = 1
+        first = next((i for i, label in enumerate(e["labels"]) if label != IGNORE_INDEX), None)
+        if first is not None:  # logits from the position before the first labelled token on
+            keep = max(keep, n - first + 1)
+    keep = min(keep, width)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": input_ids, "attention_mask": attention, "position_ids": position_ids,
+            "labels": labels[:, width - keep:], "logits_to_keep": keep}

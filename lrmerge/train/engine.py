@@ -84,6 +84,7 @@ class StageTrainer(Trainer):
               "weight_decay": self.args.weight_decay if dec else 0.0}
              for (emb, dec), params in sorted(groups.items())],
             lr=lr, betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon,
+            fused=all(p.device.type == "cpu" for p in model.parameters()) or None,  # CPU: one kernel, ~4x faster
         )
         return self.optimizer
 

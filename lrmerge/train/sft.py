@@ -19,7 +19,9 @@ from pathlib import Path
 
 from lrmerge.runs import read_run_record
 from lrmerge.train.config import SFTConfig
-from lrmerge.train.data import collate_padded, iter_blend, pack_documents, read_sft_jsonl, tokenize_sft
+from lrmerge.train.data import (
+    collate_padded, collate_scored_suffix, iter_blend, pack_documents, read_sft_jsonl, tokenize_sft,
+)
 from lrmerge.train.engine import (
     StageTrainer, TokenProgress, configure_threads, load_model_and_tokenizer, run_trainer, save_hf_checkpoint,
     training_arguments, world_size,
@@ -58,6 +60,14 @@ def build_sft_examples(config: SFTConfig, tokenizer, records: list[dict] | None 
     return examples, len(records), n_replay
 
 
+def sft_collator(model):
+    """`collate_scored_suffix` (logits on the responses only) for models whose forward takes ``logits_to_keep``
+    (Llama, SmolLM2, most causal LMs of transformers); plain right padding otherwise."""
+    import inspect
+
+    return collate_scored_suffix if "logits_to_keep" in inspect.signature(model.forward).parameters else collate_padded
+
+
 def run_sft(config: SFTConfig, records: list[dict] | None = None, replay_documents: list | None = None) -> SFTResult:
     """Train one SFT model: resumes if ``<out>/trainer`` holds a checkpoint, returns at once if ``<out>/model``
     is finished."""
@@ -78,7 +88,7 @@ def run_sft(config: SFTConfig, records: list[dict] | None = None, replay_documen
         model=model,
         args=training_arguments(config, steps, trainer_dir, count_tokens=True),
         train_dataset=examples,
-        data_collator=partial(collate_padded, pad_token_id=tokenizer.pad_token_id),
+        data_collator=partial(sft_collator(model), pad_token_id=tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=[progress],
         embedding_lr_multiplier=config.optim.embedding_lr_multiplier,
