@@ -4,7 +4,8 @@ Each stage is one notebook in ``notebooks/``. For every language, stages run in 
 stage's outputs go to ``runs/<lang>/<stage>/``. A stage whose completion record matches the same parameters, the same
 notebook and the same keys of the stages it reads (``Stage.reads``, not every earlier stage) is skipped (resume),
 provided its ``outputs.json`` is there. The first failing stage stops the run and its failing cell is shown.
-Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the languages.
+Cross-language stages (the multi-language merge of Table 5, the paper export) run once, after the stages they read
+(with ``--jobs``, Table 5 overlaps the languages' evaluations).
 
 Reliability: one run at a time per run folder (a lock file, ``.lrmerge-study.lock``); a rerun stage builds into a
 fresh folder while the old one waits aside, and the old one comes back if the new run fails or is killed (a failed
@@ -45,11 +46,14 @@ class Stage:
     # stages whose manifests this one reads (the language's own; a cross-language stage reads every language's,
     # and "multilingual" from the cross-language folder): a change reruns only the stages that read it
     reads: tuple[str, ...] = ()
+    # builds what the languages share (the demo world and its BASE): with --jobs it runs first, one language at a
+    # time with every core, so BASE is trained on the same thread count whatever --jobs says
+    builds_shared: bool = False
 
 
 _MODELS = ("data", "pretraining", "sft")
 STAGES: tuple[Stage, ...] = (
-    Stage("data", "01_data.ipynb"),
+    Stage("data", "01_data.ipynb", builds_shared=True),
     Stage("pretraining", "02_continual_pretraining.ipynb", reads=("data",)),
     Stage("sft", "03_sft.ipynb", reads=("data", "pretraining")),
     Stage("merging", "04_merging.ipynb", reads=_MODELS),
@@ -221,9 +225,12 @@ def run_study(
 ) -> list[StageResult]:
     """Run the selected stages for each language, then the cross-language stages. Stops at the first failure.
 
-    ``jobs``: languages whose stage chains run at once (each chain in order; the cross-language stages wait for
-    all). With more than one, every notebook kernel gets ``cpu_count // jobs`` torch threads (OMP_NUM_THREADS), and
-    work the languages share (the demo world, SFT-flan) is done once under a file lock.
+    ``jobs``: stages run at once. With more than one (and several languages), the stages that build what the
+    languages share (``Stage.builds_shared``: the demo world) run first, one language at a time, with every core;
+    then ``jobs`` workers take the remaining stages as they become ready (`stage_graph`: a stage once the stages it
+    reads are done, e.g. one language's TIES-SV beside its evaluation, Table 5 as soon as every language has
+    merged), each kernel with ``cpu_count // jobs`` torch threads (OMP_NUM_THREADS); SFT-flan, shared by the
+    languages, is trained once under a file lock.
 
     Everything is checked before anything runs: the profile, the stages, the languages and the ``overrides`` (names
     against the selected notebooks' ``parameters`` cells, values parsed with their types). ``export_dir``: where the
@@ -277,27 +284,88 @@ def run_study(
         if jobs == 1 or len(languages) == 1:
             if not all(chain(lang) for lang in languages):
                 return results
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            threads = str(max(1, (os.cpu_count() or 1) // min(jobs, len(languages))))
-            previous = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-            os.environ.update({name: threads for name in previous})  # inherited by the notebook kernels
-            try:
-                with ThreadPoolExecutor(max_workers=min(jobs, len(languages))) as pool:
-                    finished = list(pool.map(chain, languages))
-            finally:
-                for name, value in previous.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-            if not all(finished):
-                return results
-        for stage in chosen:
-            if stage.scope == "all" and not run_one(stage, CROSS_LANGUAGE):
-                return results
+            for stage in chosen:
+                if stage.scope == "all" and not run_one(stage, CROSS_LANGUAGE):
+                    return results
+            return results
+        first = [stage for stage in chosen if stage.builds_shared]
+        if not all(run_one(stage, lang) for stage in first for lang in languages):
+            return results
+        tasks, needs = stage_graph([stage for stage in chosen if not stage.builds_shared], languages)
+        threads = str(max(1, (os.cpu_count() or 1) // jobs))
+        previous = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        os.environ.update({name: threads for name in previous})  # inherited by the notebook kernels
+        try:
+            run_graph(tasks, needs, jobs, lambda task: run_one(STAGE_BY_NAME[task[1]], task[0]))
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     return results
+
+
+Task = tuple[str, str]  # (language or CROSS_LANGUAGE, stage name)
+
+
+def stage_graph(stages: Sequence[Stage], languages: Sequence[str]) -> tuple[list[Task], dict[Task, set[Task]]]:
+    """The stages of a study as tasks in priority order (stage order, then language order), each with the tasks it
+    waits for: the stages of its language that it reads (``Stage.reads``: the sign conflicts need the SFT models,
+    not the merges; TIES-SV needs the merges, not the evaluation), and for a cross-language stage the stages of
+    every language it reads (Table 5 needs every language's merging) and the cross-language stages before it."""
+    tasks: list[Task] = [(lang, stage.name) for stage in stages if stage.scope == "language" for lang in languages]
+    names = {stage.name for stage in stages}
+    needs: dict[Task, set[Task]] = {(lang, stage.name): {(lang, name) for name in stage.reads if name in names}
+                                    for stage in stages if stage.scope == "language" for lang in languages}
+    cross: list[Task] = []
+    for stage in (s for s in stages if s.scope == "all"):
+        task = (CROSS_LANGUAGE, stage.name)
+        needs[task] = {(lang, name) for lang in languages for name in stage.reads
+                       if name in names and STAGE_BY_NAME[name].scope == "language"} | set(cross)
+        cross.append(task)
+    return tasks + cross, needs
+
+
+def run_graph(tasks: Sequence[Task], needs: dict[Task, set[Task]], workers: int, run) -> bool:
+    """Run every task on ``workers`` threads, each as soon as the tasks it needs have succeeded (the first ready
+    one in ``tasks`` order); after a failure nothing new starts. ``run(task) -> bool``; True when all succeeded."""
+    import threading
+
+    done: set[Task] = set()
+    started: set[Task] = set()
+    failed: list[Task] = []
+    errors: list[BaseException] = []
+    changed = threading.Condition()
+
+    def worker() -> None:
+        while True:
+            with changed:
+                while True:
+                    if failed or len(started) == len(tasks):
+                        return
+                    task = next((t for t in tasks if t not in started and needs.get(t, set()) <= done), None)
+                    if task is not None:
+                        started.add(task)
+                        break
+                    changed.wait()
+            try:
+                ok = run(task)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread
+                ok = False
+                errors.append(error)
+            with changed:
+                (done.add if ok else failed.append)(task)
+                changed.notify_all()
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(min(workers, len(tasks)))]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return not failed
 
 
 def summary_table(results: Sequence[StageResult]) -> str:
@@ -331,8 +399,8 @@ def configure_parser(parser) -> None:
                         help="where the paper stage writes figures/ and tables/ (default: <root>/exports; "
                              "`make study` passes the checkout, .)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="languages run at once, each with cpu_count/N threads (`make study`: 2, one per core "
-                             "for the two demo languages)")
+                        help="stages run at once, each kernel with cpu_count/N threads: the languages' chains side by "
+                             "side, Table 5 as soon as every language has merged (`make study`: 2, one per core)")
     parser.add_argument("--update-readme", action="store_true",
                         help="let the paper stage rewrite the results section of README.md")
 

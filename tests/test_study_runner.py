@@ -60,8 +60,10 @@ def test_first_failure_stops_and_shows_the_cell(fake_study):
 
 
 def test_languages_run_at_once_with_jobs_each_chain_in_order(fake_study):
-    """--jobs 2: the two languages' chains overlap in time (each stage sleeps, and both languages' first stages
-    start before either's last one ends), each chain keeps its order, kernels get cpu_count // 2 threads."""
+    """--jobs 2: the data stages (they build the shared demo world) run first, one language at a time with the
+    parent's threads; then the two languages' chains overlap in time (each stage sleeps, and both languages'
+    second stages start before either's last one ends), each chain keeps its order, kernels get cpu_count // 2
+    threads."""
     tmp_path, log = fake_study
     folder = tmp_path / "notebooks"
     body = ("import os, time\nfrom pathlib import Path\nPath(out_dir).mkdir(parents=True, exist_ok=True)\n"
@@ -81,12 +83,59 @@ def test_languages_run_at_once_with_jobs_each_chain_in_order(fake_study):
     events = [line.split(":") for line in log.read_text().splitlines()]
     for lang in ("tbx", "mnx"):
         assert [e[1] for e in events if e[0] == lang and e[2] == "start"] == names  # in order within a chain
-    first_start = {lang: min(float(e[3]) for e in events if e[0] == lang) for lang in ("tbx", "mnx")}
-    last_end = {lang: max(float(e[3]) for e in events if e[0] == lang) for lang in ("tbx", "mnx")}
+    data_end = max(float(e[3]) for e in events if e[1] == "data" and e[2] == "end")
+    rest = [e for e in events if e[1] != "data"]
+    assert min(float(e[3]) for e in rest) >= data_end  # the shared builds first, alone
+    assert [e[0] for e in events if e[1] == "data" and e[2] == "start"] == ["tbx", "mnx"]
+    data_overlap = [e for e in events if e[1] == "data"]
+    assert [e[2] for e in data_overlap] == ["start", "end", "start", "end"]  # one language at a time
+    first_start = {lang: min(float(e[3]) for e in rest if e[0] == lang) for lang in ("tbx", "mnx")}
+    last_end = {lang: max(float(e[3]) for e in rest if e[0] == lang) for lang in ("tbx", "mnx")}
     assert first_start["mnx"] < last_end["tbx"] and first_start["tbx"] < last_end["mnx"]  # they overlapped
-    assert {e[4] for e in events if e[2] == "start"} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    assert {e[4] for e in rest if e[2] == "start"} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    assert {e[4] for e in events if e[1] == "data" and e[2] == "start"} == {str(before)}
     with pytest.raises(ValueError, match="jobs must be >= 1"):
         study.run_study(["tbx"], "quick", names, tmp_path / "runs2", log=lambda *_: None, jobs=0)
+
+
+def test_stage_graph_starts_table5_once_every_language_has_merged():
+    """The scheduler's graph: a stage waits for the stages it reads (its own language's; the shared data stage
+    has run before); the multi-language merge for every language's merging, not for their evaluations; the
+    paper stage for everything it reads."""
+    stages = [s for s in study.STAGES if not s.builds_shared]
+    tasks, needs = study.stage_graph(stages, ["tbx", "mnx"])
+    assert tasks[-2:] == [("all", "multilingual"), ("all", "paper")]
+    assert needs["tbx", "sft"] == {("tbx", "pretraining")} and needs["mnx", "pretraining"] == set()
+    assert needs["mnx", "conflicts"] == {("mnx", "pretraining"), ("mnx", "sft")}  # not the merges
+    assert needs["tbx", "ties_sv"] == {("tbx", s) for s in ("pretraining", "sft", "merging")}  # not the evaluation
+    assert needs["all", "multilingual"] == {(l, s) for l in ("tbx", "mnx") for s in ("pretraining", "sft", "merging")}
+    assert {("tbx", "evaluation"), ("mnx", "ties_sv"), ("all", "multilingual")} <= needs["all", "paper"]
+
+
+def test_run_graph_runs_each_task_once_after_its_needs_and_stops_after_a_failure():
+    import threading
+    import time
+
+    order, lock = [], threading.Lock()
+
+    def run(task):
+        with lock:
+            order.append(("start", task))
+        time.sleep(0.05)
+        with lock:
+            order.append(("end", task))
+        return task != "bad"
+
+    tasks = ["a", "b", "c", "d"]
+    needs = {"c": {"a", "b"}, "d": {"c"}}
+    assert study.run_graph(tasks, needs, 2, run)
+    position = {event: i for i, event in enumerate(order)}
+    assert position["start", "c"] > max(position["end", "a"], position["end", "b"])
+    assert position["start", "d"] > position["end", "c"]
+    assert position["start", "b"] < position["end", "a"]  # two workers: a and b side by side
+    order.clear()
+    assert not study.run_graph(["bad", "x", "after"], {"after": {"bad"}}, 2, run)
+    assert ("start", "after") not in order
 
 
 def test_unknown_stage_profile_or_language_is_refused(tmp_path):
