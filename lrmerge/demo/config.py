@@ -128,7 +128,7 @@ class WorldConfig:
     exercise_share: float = 0.2
     tbx_spelling: str = "tibetan"
     vocab_size: int = 2000
-    sft_items: int = 1500
+    sft_items: int = 2000
     choice_answer: str = "letter_text"
     math_max_operand: int = 9
     mt_translated_share: float = 0.5

@@ -152,13 +152,30 @@ def split_context_continuation(tokenizer, context: str, continuation: str,
                                add_special_tokens: bool = True) -> tuple[list[int], list[int]]:
     """Token ids of context and continuation, lm-eval style: trailing spaces of the context move to the continuation,
     the pair is encoded as one string and split after the context's own token count."""
-    stripped = context.rstrip(" ")
-    continuation = context[len(stripped):] + continuation
-    whole = encode(tokenizer, [stripped + continuation], add_special_tokens)[0]
-    n_context = len(encode(tokenizer, [stripped], add_special_tokens)[0])
-    if n_context >= len(whole):
-        raise ValueError(f"continuation {continuation!r} adds no token after context ending {stripped[-30:]!r}")
-    return whole[:n_context], whole[n_context:]
+    return split_requests(tokenizer, [(context, [continuation])], add_special_tokens)[0][0]
+
+
+def split_requests(tokenizer, requests: Sequence[tuple[str, Sequence[str]]], add_special_tokens: bool = True
+                   ) -> list[list[tuple[list[int], list[int]]]]:
+    """`split_context_continuation` for every (context, continuations) request, in one call to the tokenizer."""
+    texts, spans = [], []
+    for context, continuations in requests:
+        stripped = context.rstrip(" ")
+        spans.append((len(texts), len(continuations)))
+        texts.append(stripped)
+        texts.extend(stripped + context[len(stripped):] + c for c in continuations)
+    ids = encode(tokenizer, texts, add_special_tokens) if texts else []
+    out = []
+    for (start, n), (context, continuations) in zip(spans, requests):
+        n_context = len(ids[start])
+        pairs = []
+        for whole, continuation in zip(ids[start + 1:start + 1 + n], continuations):
+            if n_context >= len(whole):
+                raise ValueError(f"continuation {continuation!r} adds no token after context ending "
+                                 f"{context.rstrip(' ')[-30:]!r}")
+            pairs.append((whole[:n_context], whole[n_context:]))
+        out.append(pairs)
+    return out
 
 
 def score_tails(model, cache, last_logprobs: torch.Tensor, prefix_mask: torch.Tensor,
@@ -253,8 +270,8 @@ def loglik_scores(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]]
     pad_id = _pad_id(tokenizer)
     # groups: (prefix ids, [(request, option, tail after the prefix, scored tokens at the tail's end)])
     groups: list[tuple[list[int], list[tuple[int, int, list[int], int]]]] = []
-    for r, (context, continuations) in enumerate(requests):
-        pairs = [split_context_continuation(tokenizer, context, c, add_special_tokens) for c in continuations]
+    for r, ((context, continuations), pairs) in enumerate(zip(requests, split_requests(tokenizer, requests,
+                                                                                        add_special_tokens))):
         fulls = [ctx + cont for ctx, cont in pairs]
         n_prefix = _shared_prefix(fulls, min(len(ctx) for ctx, _ in pairs))
         if n_prefix:

@@ -132,15 +132,17 @@ def evaluate_task(model, tokenizer, spec: TaskSpec, items: Sequence[EvalItem], m
 def prompt_continuations(tokenizer, prompt: str, continuations: Sequence[str]) -> list[list[int]] | None:
     """Token ids of each continuation when it follows the prompt's own tokens unchanged (then the greedy
     generation's prefill scores it too); None when one merges with the prompt's last token or its trailing space."""
-    from lrmerge.eval.generate import encode, split_context_continuation
+    return prompts_continuations(tokenizer, [(prompt, continuations)])[0]
 
-    context = encode(tokenizer, [prompt])[0]
+
+def prompts_continuations(tokenizer, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[list[int]] | None]:
+    """`prompt_continuations` for every (prompt, continuations) request, in two calls to the tokenizer."""
+    from lrmerge.eval.generate import encode, split_requests
+
+    contexts = encode(tokenizer, [prompt for prompt, _ in requests])
     out = []
-    for continuation in continuations:
-        ctx, cont = split_context_continuation(tokenizer, prompt, continuation)
-        if ctx != context:
-            return None
-        out.append(cont)
+    for context, pairs in zip(contexts, split_requests(tokenizer, requests)):
+        out.append([cont for _, cont in pairs] if all(ctx == context for ctx, _ in pairs) else None)
     return out
 
 
@@ -164,8 +166,8 @@ def evaluate_task_protocols(model, tokenizer, spec: TaskSpec, items: Sequence[Ev
     if issubclass(spec.item_type, ClassificationItem) and labels is None:
         labels = labels_from_items(items)  # type: ignore[arg-type]
     built = [spec.build_prompt(item, labels) for item in items]
-    continuations = [prompt_continuations(tokenizer, prompt, spec.option_continuations(item, labels))
-                     for item, (prompt, _) in zip(items, built)]
+    continuations = prompts_continuations(tokenizer, [(prompt, spec.option_continuations(item, labels))
+                                                      for item, (prompt, _) in zip(items, built)])
     if any(c is None for c in continuations):  # an answer merges with the prompt's last token: score apart
         return separately()
     generations = greedy_generate(model, tokenizer, [p for p, _ in built], spec.max_new_tokens, spec.stop, batch_size,
