@@ -144,7 +144,7 @@ def evaluate_models(models: Mapping[str, str | Path], source, split: str = "test
     if isinstance(protocols, str):
         if protocols != "study":
             raise ValueError(f"protocols: {protocols!r}; pass 'study' or a sequence of {PROTOCOL_NAMES}")
-        protocols = {name: [protocol] for name, protocol in study_protocol(specs).items()}
+        protocols = study_protocol_lists(specs)
     limit = limit if limit is not None else source.eval_limit.get(split)
     frames = []
     for name, folder in models.items():
@@ -166,7 +166,7 @@ def dev_evaluator(source, limit: int | None = None, **options):
     wanted = study_protocol(specs)
 
     def evaluator(model_dir) -> dict[str, float]:
-        results = evaluate_protocols(model_dir, specs, {name: [p] for name, p in wanted.items()}, split="dev",
+        results = evaluate_protocols(model_dir, specs, study_protocol_lists(specs), split="dev",
                                      source=source.eval_source, lang=source.lang, limit=limit, **options)
         return {spec.name: results[wanted[spec.name]].tasks[spec.name].accuracy for spec in specs}
 
@@ -179,6 +179,11 @@ def study_protocol(specs) -> dict[str, str]:
     """The protocol each task is averaged by in Tables 3-5: log-likelihood of the options for multiple-choice
     tasks, parsed greedy answers for math."""
     return {spec.name: ("loglik" if spec.scorer == "letter" else "generate") for spec in specs}
+
+
+def study_protocol_lists(specs) -> dict[str, list[str]]:
+    """`study_protocol` as `evaluate_protocols` takes it: task name -> [its one protocol]."""
+    return {name: [protocol] for name, protocol in study_protocol(specs).items()}
 
 
 def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]:

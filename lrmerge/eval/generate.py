@@ -77,9 +77,9 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        first = [score_continuations[i] for i in rows] if score_continuations is not None else None
+        conts = [score_continuations[i] for i in rows] if score_continuations is not None else None
         for index, generation in zip(rows, _generate_batch(model, tokenizer, [encoded[i] for i in rows], max_new_tokens,
-                                                            tuple(stop), pad_id, eos_ids, device, first)):
+                                                            tuple(stop), pad_id, eos_ids, device, conts)):
             results[index] = generation
         bar.update(len(rows))
     bar.close()
