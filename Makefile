@@ -15,12 +15,11 @@ REAL_LANG ?= tam
 
 venv: $(STAMP)
 
-# torch first, pinned: this exact spec takes the CPU build from local disk here (any other spec may pull
-# a multi-GB CUDA build); on a GPU machine the same pin takes the CUDA build from the registry.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+# torch pinned: this exact spec takes the CPU build from local disk here (any other spec may pull a multi-GB CUDA
+# build); on a GPU machine the same pin takes the CUDA build from the registry. uv installs it and the project
+# (bytecode compiled on every core), pip where uv is not available: scripts/setup_venv.sh.
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	bash scripts/setup_venv.sh $(PYTHON) $(VENV)
 	touch $(STAMP)
 
 study: venv

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lrmerge.data.schema import ChoiceItem, ClassificationItem, MathItem
-from lrmerge.eval.generate import greedy_generate, loglik_scores, split_context_continuation
+from lrmerge.eval.generate import _shared_prefix, encode, greedy_generate, tokenizer_fingerprint, loglik_scores, split_context_continuation
 from lrmerge.eval.runner import evaluate, write_results
 from lrmerge.eval.tasks import SIB200_LABELS, task_for
 from lrmerge.eval.testing import tiny_llama, tiny_tokenizer
@@ -113,6 +113,40 @@ def test_loglik_long_options_attend_to_one_context_pass(tok_model):
     assert tokens[0] == len(PROMPTS) * longest_context and tokens[1] <= len(PROMPTS) * 4 * longest_option
     for context, row in zip(PROMPTS, scores):
         assert row == pytest.approx([_brute_force_loglik(model, tokenizer, context, o) for o in options], abs=1e-4)
+
+
+def test_encode_reuses_encodings_only_for_equal_tokenizers(tmp_path):
+    import copy
+
+    tok = tiny_tokenizer()
+    texts = ["Topic: water", "the cat saw a dog", ""]
+    expected = [list(ids) for ids in tok(texts)["input_ids"]]
+    assert encode(tok, texts) == expected
+    twin = copy.deepcopy(tok)
+    assert tokenizer_fingerprint(twin) == tokenizer_fingerprint(tok)
+    assert encode(twin, texts) == expected
+    encode(tok, texts)[0].append(-1)  # callers may change what they get: the memo keeps its own copy
+    assert encode(tok, texts) == expected
+    other = copy.deepcopy(tok)
+    other.add_tokens(["the cat"])  # another tokenization of the same text
+    assert tokenizer_fingerprint(other) != tokenizer_fingerprint(tok)
+    assert encode(other, texts) == [list(ids) for ids in other(texts)["input_ids"]] != expected
+    assert encode(tok, texts, add_special_tokens=False) == [list(ids) for ids in
+                                                             tok(texts, add_special_tokens=False)["input_ids"]]
+
+
+def test_shared_prefix_matches_brute_force():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(500):
+        stem = [rng.randrange(4) for _ in range(rng.randrange(6))]
+        seqs = [stem + [rng.randrange(4) for _ in range(rng.randrange(5))] for _ in range(rng.randrange(1, 5))]
+        limit = rng.randrange(8)
+        expected = 0
+        while expected < limit and all(len(s) > expected and s[expected] == seqs[0][expected] for s in seqs):
+            expected += 1
+        assert _shared_prefix(seqs, limit) == expected, (seqs, limit)
 
 
 def test_split_context_continuation_moves_trailing_space(tok_model):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lrmerge.train.data import (
     IGNORE_INDEX, BlendedLMDataset, blend_schedule, collate_padded, collate_scored_suffix, pack_documents,
-    read_sft_jsonl, tokenize_sft,
+    read_sft_jsonl, tokenize_sft, tokenize_sft_records,
 )
 from lrmerge.train.tiny import build_tiny_tokenizer, tiny_corpora, tiny_sft_records
 
@@ -73,6 +73,19 @@ def test_sft_labels_mask_exactly_the_prompt(tokenizer):
     assert ex["labels"][n_prompt:] == ex["input_ids"][n_prompt:]
     assert ex["input_ids"][-1] == tokenizer.eos_token_id
     assert tokenizer.decode(ex["input_ids"][n_prompt:-1]) == record["response"]
+
+
+@pytest.mark.parametrize("max_len", [512, 12])
+def test_sft_records_tokenized_at_once_equal_one_by_one(tokenizer, max_len):
+    records = tiny_sft_records(40, seed=3)
+    one_by_one = []
+    for r in records:  # brute force: one tokenizer call per prompt and per response
+        prompt = tokenizer(r["prompt"])["input_ids"]
+        response = tokenizer(r["response"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        one_by_one.append({"input_ids": (prompt + response)[:max_len],
+                           "labels": ([IGNORE_INDEX] * len(prompt) + response)[:max_len]})
+    assert tokenize_sft_records(records, tokenizer, max_len) == one_by_one
+    assert tokenize_sft_records([], tokenizer, max_len) == []
 
 
 def test_sft_loss_is_response_only_brute_force_and_gradient(tokenizer):

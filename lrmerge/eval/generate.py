@@ -9,7 +9,10 @@ cache) as soon as they hit EOS or a stop string, so a batch costs what its longe
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import itertools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -35,8 +38,44 @@ def _pad_id(tokenizer) -> int:
     return int(pad)
 
 
+_ENCODED: OrderedDict = OrderedDict()  # (tokenizer fingerprint, add_special_tokens, texts) -> ids, newest last
+_ENCODED_ENTRIES = 32  # a study evaluates many models with one tokenizer on the same few task prompt lists
+_UNSHARED = itertools.count()  # fingerprints of tokenizers that cannot be described (never reused, unlike id())
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """What decides how ``tokenizer`` splits text: its class, init settings and (fast tokenizers) the full backend
+    definition. Equal fingerprints tokenize alike, so encodings are shared between the many model folders of a study
+    that each carry a copy of the same tokenizer. Kept on the object until its vocabulary size changes (added
+    tokens); a tokenizer without a backend definition gets a fingerprint of its own."""
+    size = len(tokenizer)
+    cached = getattr(tokenizer, "_lrmerge_fingerprint", None)
+    if cached is None or cached[0] != size:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            digest = f"object-{next(_UNSHARED)}"
+        else:
+            settings = getattr(tokenizer, "init_kwargs", {})
+            parts = [type(tokenizer).__qualname__, repr(sorted((str(k), repr(v)) for k, v in settings.items())),
+                     backend.to_str()]
+            digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+        cached = (size, digest)
+        tokenizer._lrmerge_fingerprint = cached
+    return cached[1]
+
+
 def encode(tokenizer, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
-    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]]
+    """Token ids of each text (no padding); repeated calls with an equal tokenizer and texts reuse the encoding."""
+    key = (tokenizer_fingerprint(tokenizer), add_special_tokens, tuple(texts))
+    ids = _ENCODED.get(key)
+    if ids is None:
+        ids = tuple(tuple(row) for row in tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"])
+        _ENCODED[key] = ids
+        while len(_ENCODED) > _ENCODED_ENTRIES:
+            _ENCODED.popitem(last=False)
+    else:
+        _ENCODED.move_to_end(key)
+    return [list(row) for row in ids]
 
 
 @dataclass
@@ -249,10 +288,11 @@ def score_tails(model, cache, last_logprobs: torch.Tensor, prefix_mask: torch.Te
 
 def _shared_prefix(sequences: Sequence[Sequence[int]], limit: int) -> int:
     """Length of the longest common prefix of ``sequences``, at most ``limit``."""
-    n = 0
-    while n < limit and all(len(seq) > n and seq[n] == sequences[0][n] for seq in sequences):
-        n += 1
-    return n
+    lo, hi = min(sequences), max(sequences)  # every sequence's common prefix is that of the lexicographic extremes
+    n = min(limit, len(lo))
+    if lo[:n] == hi[:n]:
+        return n
+    return next(i for i in range(n) if lo[i] != hi[i])
 
 
 @torch.no_grad()

@@ -128,11 +128,21 @@ def read_sft_jsonl(path: str | Path) -> list[dict]:
 def tokenize_sft(record: dict, tokenizer, max_len: int) -> dict:
     """bos + prompt + response + eos (the prompt tokenized as evaluation tokenizes it); labels are -100 on prompt
     tokens so only the response carries loss."""
-    prompt = tokenizer(record["prompt"])["input_ids"]
-    response = tokenizer(record["response"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    ids = (prompt + response)[:max_len]
-    labels = ([IGNORE_INDEX] * len(prompt) + response)[:max_len]
-    return {"input_ids": ids, "labels": labels}
+    return tokenize_sft_records([record], tokenizer, max_len)[0]
+
+
+def tokenize_sft_records(records: list[dict], tokenizer, max_len: int) -> list[dict]:
+    """`tokenize_sft` for every record, with one tokenizer call for the prompts and one for the responses."""
+    if not records:
+        return []
+    prompts = tokenizer([r["prompt"] for r in records])["input_ids"]
+    responses = tokenizer([r["response"] for r in records], add_special_tokens=False)["input_ids"]
+    examples = []
+    for prompt, response in zip(prompts, responses):
+        response = response + [tokenizer.eos_token_id]
+        examples.append({"input_ids": (prompt + response)[:max_len],
+                         "labels": ([IGNORE_INDEX] * len(prompt) + response)[:max_len]})
+    return examples
 
 
 def collate_padded(examples: list[dict], pad_token_id: int) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 from lrmerge.runs import read_run_record
 from lrmerge.train.config import SFTConfig
 from lrmerge.train.data import (
-    collate_padded, collate_scored_suffix, iter_blend, pack_documents, read_sft_jsonl, tokenize_sft,
+    collate_padded, collate_scored_suffix, iter_blend, pack_documents, read_sft_jsonl, tokenize_sft_records,
 )
 from lrmerge.train.engine import (
     StageTrainer, TokenProgress, configure_threads, load_model_and_tokenizer, run_trainer, save_hf_checkpoint,
@@ -47,7 +47,7 @@ def build_sft_examples(config: SFTConfig, tokenizer, records: list[dict] | None 
     """Tokenized SFT examples followed by the plain-LM replay chunks; returns (examples, n_sft, n_replay)."""
     if records is None:
         records = [r for path in config.sft_files for r in read_sft_jsonl(path)]
-    examples = [tokenize_sft(r, tokenizer, config.max_len) for r in records]
+    examples = tokenize_sft_records(records, tokenizer, config.max_len)
     n_replay = replay_count(len(examples), config.replay_share)
     if n_replay:
         sources = replay_documents if replay_documents is not None else config.replay_corpora
