@@ -121,3 +121,36 @@ def test_teaching_notebook_runs(tmp_path, monkeypatch):
     lost = (toy["sft trimmed"] != 0) & (toy["sft trimmed"] * toy["elected sign (TIES)"] < 0)
     assert list(lost) == [bool(v) for v in toy["sft discarded (TIES)"]]
     assert results["layer_ledger"]["conflicts"] == results["layer_ledger"]["elect_sft"] + results["layer_ledger"]["elect_ct"]
+
+
+def _run_script(*args) -> str:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_sft_recipe_probe_without_changes_retrains_the_study_models(quick_study, tmp_path):
+    runs = quick_study[0]
+    script = study.notebooks_dir().parent / "experiments" / "sft_recipe_probe.py"
+    _run_script(script, runs, "--seeds", "0", "--langs", "tbx", "--out", tmp_path / "probe")
+    probe = pd.read_csv(next((tmp_path / "probe").glob("*/scores.csv")))
+    table3 = pd.read_csv(runs / "tbx" / "evaluation" / "scores.csv")
+    english = pd.read_csv(runs / "tbx" / "evaluation" / "english_dev.csv")
+    for model, reference in (("CTSFT-X-flan", table3), ("CTSFT-X-mt", table3), ("SFT-flan", english)):
+        ours = probe[probe["model"] == model].set_index(["task", "protocol"])[["score", "n"]].sort_index()
+        theirs = reference[(reference["model"] == model) & (reference["seed"] == 0)]
+        theirs = theirs.set_index(["task", "protocol"]).loc[ours.index, ["score", "n"]]
+        assert len(ours) >= 4 and ours.equals(theirs), model  # the same recipe gives the same weights, hence scores
+
+
+def test_sft_pass_benchmark_reports_a_time_and_its_baseline(quick_study):
+    import re
+
+    script = study.notebooks_dir().parent / "benchmarks" / "demo_sft_pass.py"
+    line = _run_script(script, quick_study[0], "--passes", "1").strip().splitlines()[-1]
+    found = re.search(r"(\d+) steps, 1 thread\): ([\d.]+) s .* baseline ([\d.]+) GFLOP/s", line)
+    assert found and int(found[1]) > 0 and float(found[2]) > 0 and float(found[3]) > 0, line
