@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from lrmerge.eval.tables import to_markdown
-from lrmerge.runs import atomic_write_text
+from lrmerge.runs import atomic_write_text, describe_machine
+from lrmerge.study_folders import COMPLETE
 
 # exhibit name prefix -> (stage that computed its numbers, notebook)
 SOURCES = {
@@ -63,6 +64,16 @@ def write_figure_index(written: Mapping[str, Sequence[Path]], run_root: str | Pa
     return atomic_write_text(Path(figures_dir) / "README.md", "\n".join(lines))
 
 
+def run_machines(run_root: str | Path) -> list[str]:
+    """The machines (one line each, by how many stages ran there) that computed the stages of a study run."""
+    counts: dict[str, int] = {}
+    for record in sorted(Path(run_root).glob(f"*/*/{COMPLETE}")):
+        machine = json.loads(record.read_text()).get("machine")
+        line = describe_machine(machine) if machine else "a machine not recorded"
+        counts[line] = counts.get(line, 0) + 1
+    return [f"{line} ({n} stage{'s' if n > 1 else ''})" if len(counts) > 1 else line for line, n in counts.items()]
+
+
 def results_markdown(tables: Mapping[str, pd.DataFrame], run_root: str | Path, languages: Sequence[str],
                      profile: str) -> str:
     """The README's results section: Table 3, Table 4, Table 5 and the headline measurements of this run."""
@@ -73,7 +84,9 @@ def results_markdown(tables: Mapping[str, pd.DataFrame], run_root: str | Path, l
 
     parts = [f"*Generated from the last `lrmerge study --profile {profile}` run on "
              f"{time.strftime('%Y-%m-%d')}; accuracies (%) on the test sets, mean ± standard error over training "
-             "seeds; multiple-choice tasks scored by the log-likelihood of the options, math by generation.*", "",
+             "seeds; multiple-choice tasks scored by the log-likelihood of the options, math by generation; computed on "
+             f"{'; '.join(run_machines(run_root)) or 'a machine not recorded'} (another CPU's kernels round "
+             "differently: the same seeds give other weights and scores there).*", "",
              "**Table 3** (average over each language's tasks; best bold, second underlined)", "", md("table3")]
     for lang in languages:
         parts += [f"**Tasks of `{lang}`**", "", md(f"table_tasks_{lang}")]

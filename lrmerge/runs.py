@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -55,6 +56,33 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+@functools.cache
+def machine_facts() -> dict[str, Any]:
+    """The machine a result was computed on: CPU model, the kernels torch picked for it, core count. Training on a
+    CPU with other kernels (AVX2 vs AVX-512) rounds differently, so the same seed gives other weights there."""
+    facts: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError):
+        facts["torch_cpu_capability"] = "unknown"
+    return facts
+
+
+def describe_machine(facts: dict[str, Any]) -> str:
+    """One line for a report: 'AMD EPYC, torch CPU kernels AVX2, 2 logical CPUs'."""
+    return (f"{facts.get('cpu', 'unknown CPU')}, torch CPU kernels {facts.get('torch_cpu_capability', 'unknown')}, "
+            f"{facts.get('logical_cpus', '?')} logical CPUs")
+
+
 def config_key(config: Any, length: int = 12) -> str:
     """Stable short hash of a JSON-serialisable config (keys sorted), used to key caches."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
@@ -67,6 +95,7 @@ def write_run_record(folder: str | Path, config: dict, seed: int | None = None, 
         "config": config,
         "seed": seed,
         "versions": library_versions(),
+        "machine": machine_facts(),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,
     }

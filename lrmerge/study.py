@@ -29,8 +29,8 @@ from typing import Literal, Sequence
 
 from lrmerge.errors import UserError
 from lrmerge.profiles import PROFILES, get_profile, profile_parameters
-from lrmerge.runs import (atomic_write_text, config_key, install_sigterm_cleanup, library_versions, remove_tree,
-                          runs_root)
+from lrmerge.runs import (atomic_write_text, config_key, install_sigterm_cleanup, library_versions, machine_facts,
+                          remove_tree, runs_root)
 from lrmerge.study_folders import (COMPLETE, LOCK_FILE, MANIFEST, aside_name, is_complete, keep_failed,  # noqa: F401
                                    recover_stage_folder, run_folder_lock)
 from lrmerge.study_params import check_overrides, coerce_parameter, notebook_parameters  # noqa: F401
@@ -187,7 +187,7 @@ def run_stage(
                 aside.rename(folder)  # a failed rerun never destroys completed work
             return StageResult(lang, stage.name, "failed", seconds, failed, message), key
         record = {"key": key, "stage": stage.name, "lang": lang, "parameters": parameters,
-                  "seconds": round(seconds, 2), "versions": library_versions(),
+                  "seconds": round(seconds, 2), "versions": library_versions(), "machine": machine_facts(),
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_text(folder / COMPLETE, json.dumps(record, indent=2, default=str) + "\n")
         if aside is not None:

@@ -25,8 +25,11 @@ def quick_study(tmp_path_factory):
     figures, tables = root / "figures", root / "tables"
     overrides = {"figures_dir": str(figures), "tables_dir": str(tables)}
     try:
-        first = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None)
-        second = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None)
+        # two workers, as `make study` runs: the languages' chains overlap, and the parallel path is what is tested
+        first = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None,
+                                jobs=2)
+        second = study.run_study(["tbx", "mnx"], "quick", None, root / "runs", overrides=overrides, log=lambda *_: None,
+                                 jobs=2)
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)

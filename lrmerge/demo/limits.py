@@ -13,15 +13,17 @@ FINDING_EXPLANATIONS: dict[str, str] = {
         "English ones, so the merge has nothing to transfer the tasks through either."
     ),
     "crossover": (
-        "the crossover needs merging ahead at the scarce end first (see the scarce-data finding); with more CT, "
-        "CT-then-SFT does lead on the demo world, in mnx (English SFT transfers little into byte-spelled text) by "
-        "less than two standard errors over three seeds."
+        "the crossover needs merging ahead at the scarce end first (see the scarce-data finding). With more CT, "
+        "CT-then-SFT leads in tbx; in mnx (English SFT transfers little into byte-spelled text, every model within "
+        "a few points of chance) the two stay within about two standard errors of each other, and which one leads "
+        "changes with the CPU the study runs on (experiments/DESIGNS.md, session 6)."
     ),
     "mt": (
-        "a verdict needs the difference above two standard errors in every language, and with three seeds one seed "
-        "whose order flips (per-seed scores: tables/seeds.csv) keeps a language below that even when its mean "
-        "difference is large. mnx is spelled in UTF-8 byte tokens and far from English: English SFT transfers little "
-        "into it, while the -mt data at least shows the model mnx prompts, so there the noisy translator has to be bad "
-        "enough to lose that."
+        "a verdict needs the difference above two standard errors in every language. tbx shows it. mnx is spelled "
+        "in UTF-8 byte tokens and far from English: English SFT transfers little into it (CTSFT-mnx-flan a few "
+        "points above chance), so the order of CTSFT-mnx-flan and CTSFT-mnx-mt rests on small differences that "
+        "move with the CPU's floating-point kernels: the same commit and seeds gave mnx +3.91 ± 1.03 on one CPU and "
+        "-1.91 ± 0.71 on an AMD EPYC with AVX2 kernels (experiments/DESIGNS.md, session 6). The seeds' standard "
+        "error does not cover that: all seeds share one BASE, and the CPU changes the BASE."
     ),
 }
