@@ -5,8 +5,9 @@
 One pass of the demo's SFT loop (the world's BASE, its English SFT-flan items tokenized as the SFT stage does,
 length-sorted batches with logits on the responses only, fused AdamW, one torch thread), timed after a warm-up,
 beside a baseline measured in the same run: a bare fp32 matmul loop of the same thread count (GFLOP/s). This
-VM's speed drifts (its SFT pass took 4.0-4.7 s and 2.7-2.8 s an hour apart with nothing else running): run it
-before and after a timed `make study` to say which phase the timing belongs to.
+VM's speed drifts (its SFT pass took 4.0-4.7 s and 2.7-2.8 s an hour apart with nothing else running, and 7.34 s
+on the AMD EPYC / AVX2 CPU of experiments/DESIGNS.md, session 6): run it before and after a timed `make study` to
+say which phase the timing belongs to.
 RUN_ROOT: the run folder of a `lrmerge study --profile demo` (runs/ after `make study`).
 """
 

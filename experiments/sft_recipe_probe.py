@@ -32,7 +32,7 @@ def main() -> None:
     import torch
 
     from lrmerge import pipeline
-    from lrmerge.runs import read_run_record
+    from lrmerge.runs import atomic_write_text, read_run_record
     from lrmerge.train.launch import train
 
     torch.set_num_threads(1)
@@ -69,9 +69,7 @@ def main() -> None:
                                                        protocols="study", **options))
     scores = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".scores.csv.partial"
-    scores.to_csv(tmp, index=False)
-    tmp.rename(out / "scores.csv")
+    atomic_write_text(out / "scores.csv", scores.to_csv(index=False))
     print(scores.pivot_table(index=["language", "model"], columns="task", values="score", aggfunc="mean").round(1))
     x = scores[scores["language"] != "eng"]
     average = x.groupby(["language", "model", "seed"])["score"].mean().unstack("model")

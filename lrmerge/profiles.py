@@ -54,7 +54,8 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         # measured with experiments/demo_effects.py (issue #15; experiments/DESIGNS.md): CT 12K..120K X tokens (Figure 2
         # needs geometric checkpoint_tokens for a 10x range); SFT two passes at lr 1.5e-3 (one pass left every model
         # at chance on the X tests; three at 1e-3 cost 40% more SFT time for the same gates; two at 1e-3 or 1.25e-3
-        # lost the mnx -mt finding and, at 1.25e-3, English math; 2e-3 x 2 collapsed a third of the SFT runs onto one
+        # lost the mnx -mt finding and, at 1.25e-3, English math; 1.5e-3 keeps the -mt finding on one CPU, not on
+        # another: experiments/DESIGNS.md, session 6; 2e-3 x 2 collapsed a third of the SFT runs onto one
         # letter); no replay during SFT
         # (world format 5, design 5c: the 5% English + X replay gave CT-then-SFT ~2.2K more X tokens, seen three
         # times: half the scarcest CT budget in token passes, and kept it from forgetting X, so merging trailed by

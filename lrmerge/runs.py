@@ -56,10 +56,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-@functools.cache
 def machine_facts() -> dict[str, Any]:
     """The machine a result was computed on: CPU model, the kernels torch picked for it, core count. Training on a
     CPU with other kernels (AVX2 vs AVX-512) rounds differently, so the same seed gives other weights there."""
+    return dict(_machine_facts())
+
+
+@functools.cache
+def _machine_facts() -> dict[str, Any]:
     facts: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
