@@ -44,8 +44,12 @@ model: venv
 browser:
 	-@bash scripts/install_browser.sh
 
+# the suite on TEST_WORKERS pytest-xdist processes, a test module per process at a time (module fixtures run once);
+# each worker's torch gets cpu_count / TEST_WORKERS threads (tests/conftest.py)
+TEST_WORKERS ?= 2
+
 test: venv browser model
-	HF_HUB_OFFLINE=1 LRMERGE_MODEL_CACHE=$(CURDIR)/runs/models $(BIN)/python -m pytest -q tests
+	HF_HUB_OFFLINE=1 LRMERGE_MODEL_CACHE=$(CURDIR)/runs/models $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 test-fast: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not browser" tests

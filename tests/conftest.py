@@ -7,6 +7,25 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LRMERGE_CACHE", tempfile.mkdtemp(prefix="lrmerge-cache-"))  # the file-digest memo
+# `make test` runs the suite on pytest-xdist workers (one per core): each worker, and the notebook kernels and
+# training processes it starts, gets its share of the cores instead of every one of them (set before torch loads)
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
+
+# the modules whose fixtures run whole studies go first, so that under `--dist loadfile` the longest work starts at
+# once on its own worker and the short modules fill the other workers around it
+FIRST_MODULES = ("test_real_cpu_study.py", "test_notebooks.py", "test_demo_effects.py", "test_faults.py",
+                 "test_demo_determinism.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return FIRST_MODULES.index(name) if name in FIRST_MODULES else len(FIRST_MODULES)
+
+    items.sort(key=rank)  # stable: the order inside a module, and of the other modules, is kept
 
 
 @pytest.fixture
