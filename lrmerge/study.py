@@ -403,6 +403,10 @@ def configure_parser(parser) -> None:
                              "side, Table 5 as soon as every language has merged (`make study`: 2, one per core)")
     parser.add_argument("--update-readme", action="store_true",
                         help="let the paper stage rewrite the results section of README.md")
+    parser.add_argument("--world-seed", type=int, default=None, metavar="K",
+                        help="demo profiles: build the demo world (lexicon, corpora, tasks, BASE) from seed K instead "
+                             "of 0, another BASE for the whole study; with --root, runs of several worlds stand side "
+                             "by side and their spread is the part the training seeds' error bars do not cover")
 
 
 def parse_overrides(items: Sequence[str], literal: bool = True) -> dict:
@@ -422,6 +426,21 @@ def parse_overrides(items: Sequence[str], literal: bool = True) -> dict:
             value = text
         overrides[name.strip()] = value if isinstance(value, (int, float, bool, str)) else text
     return overrides
+
+
+def world_seed_options(profile: str, world_seed: int, source_options: str | None = None) -> str:
+    """The ``source_options`` JSON of ``profile`` (or the ones given with --set) with the demo world's seed set."""
+    spec = get_profile(profile)
+    if spec.provider != "demo":
+        raise UserError(f"--world-seed: profile {profile!r} reads {spec.provider!r} data, not the demo world "
+                        f"(profiles with a world: {', '.join(p for p in PROFILES if get_profile(p).provider == 'demo')})")
+    if world_seed < 0:
+        raise UserError(f"--world-seed: {world_seed} is negative; a world seed is 0 or more")
+    try:
+        options = json.loads(source_options) if source_options else dict(spec.provider_options)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--set source_options: not JSON ({error})") from None
+    return json.dumps({**options, "world_seed": world_seed}, sort_keys=True)
 
 
 def run(args) -> int:
@@ -445,6 +464,8 @@ def run(args) -> int:
             print(f"lrmerge study: {error}", file=sys.stderr)
             return 3
     overrides = parse_overrides(args.overrides, literal=False)
+    if args.world_seed is not None:
+        overrides["source_options"] = world_seed_options(args.profile, args.world_seed, overrides.get("source_options"))
     start = time.perf_counter()
     results = run_study(languages, args.profile, args.stages, Path(args.root) if args.root else None, args.kernel,
                         overrides, export_dir=Path(args.export).resolve() if args.export else None,
