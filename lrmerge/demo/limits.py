@@ -24,6 +24,9 @@ FINDING_EXPLANATIONS: dict[str, str] = {
         "points above chance), so the order of CTSFT-mnx-flan and CTSFT-mnx-mt rests on small differences that "
         "move with the CPU's floating-point kernels: the same commit and seeds gave mnx +3.91 ± 1.03 on one CPU and "
         "-1.91 ± 0.71 on an AMD EPYC with AVX2 kernels (experiments/DESIGNS.md, session 6). The seeds' standard "
-        "error does not cover that: all seeds share one BASE, and the CPU changes the BASE."
+        "error does not cover that: all seeds share one BASE, and the CPU changes the BASE. On the AVX2 CPU a second "
+        "world (`lrmerge study --world-seed 1`) gave mnx -3.25 ± 1.58 too: where English SFT barely reaches, the "
+        "translated half of the -mt data, mnx text the model reads after CT, can help more than its errors hurt "
+        "(session 7)."
     ),
 }
