@@ -21,6 +21,9 @@ FIRST_MODULES = ("test_real_cpu_study.py", "test_notebooks.py", "test_demo_effec
 
 
 def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+        return  # one process: the usual order
+
     def rank(item):
         name = item.path.name
         return FIRST_MODULES.index(name) if name in FIRST_MODULES else len(FIRST_MODULES)
