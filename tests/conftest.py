@@ -7,7 +7,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LRMERGE_CACHE", tempfile.mkdtemp(prefix="lrmerge-cache-"))  # the file-digest memo
-# `make test` runs the suite on pytest-xdist workers (one per core): each worker, and the notebook kernels and
+# `TEST_WORKERS=2 make test` runs the suite on pytest-xdist workers: each worker, and the notebook kernels and
 # training processes it starts, gets its share of the cores instead of every one of them (set before torch loads)
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
