@@ -187,7 +187,11 @@ def study_protocol_lists(specs) -> dict[str, list[str]]:
 
 
 def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]:
-    """Accuracy of random guessing per benchmark, in percent (1 / number of options; 0 for math)."""
+    """Accuracy of guessing per benchmark, in percent: 1 / number of options for multiple choice; for math, the share
+    of the test's most common answer (what answering one number to every question scores: 14% on the demo world's
+    one-digit sums, about 1% on real MGSM), so that a model that always answers the same number reads as chance."""
+    from collections import Counter
+
     from lrmerge.data.loaders import load_task
     from lrmerge.data.schema import ChoiceItem, ClassificationItem
 
@@ -201,7 +205,8 @@ def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]
         elif isinstance(item, ChoiceItem):
             levels[spec.benchmark] = 100.0 / len(item.options)
         else:
-            levels[spec.benchmark] = 0.0
+            answers = Counter(str(item.answer) for item in data.items)
+            levels[spec.benchmark] = 100.0 * max(answers.values()) / len(data.items)
     return levels
 
 

@@ -88,8 +88,9 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         "paper": {"update_readme": False},
     }),
     # evaluation is compute-bound (one 8-prompt Tamil prefill of SmolLM2 is 15 s here): the study of the test took
-    # 405 s with 8 items per split, 307 s with 4; one TIES-SV slack and 4 topic SFT items take off the rest
-    Profile("real-cpu-quick", "real-cpu", {"sft_gsm8k": 2, "sft_topic": 4, "eval_limit": 4}, PAPER_LANGUAGES,
+    # 405 s with 8 items per split, 307 s with 4; one TIES-SV slack and 4 topic SFT items take off the rest; 2 items
+    # (AMD EPYC / AVX2, 2 cores, quiet): 381 -> 352 s, the rest being model loads and whole-batch prefills
+    Profile("real-cpu-quick", "real-cpu", {"sft_gsm8k": 2, "sft_topic": 4, "eval_limit": 2}, PAPER_LANGUAGES,
             _REAL_CPU_COMMON, {
         "pretraining": {"ct_x_tokens": 750, "ct_checkpoints": 2, "ct_lr": 1e-4, "ct_embedding_lr_multiplier": 1.0,
                         "ct_seq_len": 128, "ct_batch_size": 4, "retrieval_probe": False, "perplexity_texts": 4},

@@ -182,3 +182,26 @@ def test_the_source_says_how_choice_tasks_are_answered(quick_world_source):
     assert EvalSpec(source="x").choice_answer == "letter"
     with pytest.raises(ValueError, match="choice_answer"):
         EvalSpec(source="x", choice_answer="words")
+
+
+def test_chance_level_is_one_over_the_options_and_for_math_the_most_common_answer(quick_world_source):
+    """Brute force over the test files: 1 / options for the multiple-choice tasks; for math the share of the most
+    common gold answer (a model answering one number to every question scores exactly that)."""
+    from collections import Counter
+
+    from lrmerge import pipeline
+    from lrmerge.data.loaders import load_task
+
+    source = quick_world_source
+    levels = pipeline.chance_level(source)
+    for spec in pipeline.study_tasks(source):
+        data = load_task(spec.benchmark, source.lang, "test", source.eval_source[spec.benchmark]
+                         if isinstance(source.eval_source, dict) else source.eval_source)
+        if spec.benchmark == "sib200":
+            assert levels["sib200"] == pytest.approx(100 / len(data.labels))
+        elif spec.scorer == "letter":
+            assert levels[spec.benchmark] == pytest.approx(100 / len(data.items[0].options))
+        else:
+            count = Counter(item.answer for item in data.items).most_common(1)[0][1]
+            assert levels[spec.benchmark] == pytest.approx(100 * count / len(data.items))
+            assert 0 < levels[spec.benchmark] < 100

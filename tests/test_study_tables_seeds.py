@@ -91,3 +91,20 @@ def test_chance_check_uses_the_test_set_size_not_the_seed_count():
                           "protocol": "loglik", "score": 30.5, "n": 200} for s in range(3)])
     (line,) = chance_check(rows, {"mnx": {"belebele": 25.0, "mgsm": 0.0}}, models=("BASE",))
     assert line == "mnx BASE belebele: 30.5 vs chance 25.0 (+1.8 SE)"
+
+
+def test_findings_show_math_beside_one_constant_answer():
+    """The -mt finding lists each model's math by generation (Table 3's checkpoint, mean over seeds) next to what
+    answering the test's most common number to every question scores."""
+    from lrmerge.findings import math_lines
+
+    rows = pd.DataFrame([("mnx", model, seed, tokens, "mgsm", "generate", score, 100)
+                         for seed in range(3)
+                         for model, tokens, score in (("CTSFT-X-flan", 50, 90.0), ("CTSFT-X-flan", 100, 1.0 + seed),
+                                                      ("CTSFT-X-mt", 100, 12.0))],
+                        columns=["language", "model", "seed", "ct_tokens", "task", "protocol", "score", "n"])
+    assert math_lines(rows, ["mnx"], {"mnx": {"mgsm": 14.0}}) == [
+        "mnx mgsm (generation): CTSFT-X-flan 2.0, CTSFT-X-mt 12.0; one number for every question (the test's most "
+        "common answer) scores 14.0"]
+    assert math_lines(rows, ["mnx"], {"mnx": {"sib200": 14.3}}) == []  # no math chance: no line
+    assert math_lines(rows[rows["task"] == "sib200"], ["mnx"], {"mnx": {"mgsm": 14.0}}) == []
