@@ -1,4 +1,5 @@
-"""experiments/retrieval_vs_tokenization.py end to end on the quick world (two vocabulary sizes)."""
+"""experiments/retrieval_vs_tokenization.py end to end on the quick world (two vocabulary sizes), and the
+kernel-start stress probe."""
 
 from __future__ import annotations
 
@@ -73,3 +74,28 @@ def test_task_probe_trains_and_scores_each_variant(tmp_path, quick_world_source)
     rows = [json.loads(line) for line in (folder / "sft.jsonl").read_text().splitlines()]
     reading = [r["response"] for r in rows if r["task"] == "reading"]
     assert len(rows) == 24 and all(len(r) > 4 and r[2:4] == ". " for r in reading)  # " B. <option>"
+
+
+KERNEL_STRESS = Path(__file__).resolve().parents[1] / "experiments" / "kernel_start_stress.py"
+
+
+def test_kernel_stress_refuses_a_zero_count_naming_the_flag():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(KERNEL_STRESS), "--runs", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--runs: 0" in result.stderr
+
+
+@pytest.mark.slow
+def test_kernel_stress_runs_kernels_side_by_side(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(KERNEL_STRESS), "--processes", "2", "--runs", "2", "--timeout", "120",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("process")] == ["process 0", "process 1"]
+    assert all(" 2 of 2 finished" in line and " 0 failed" in line for line in lines if line.startswith("process"))
+    assert lines[-1].endswith("0 failed or missing") and (tmp_path / "two_cells.ipynb").exists()

@@ -2,7 +2,9 @@
 results checked for sanity, and a second run checked to do no work again. Plus the teaching notebook."""
 
 import json
+import re
 import os
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -148,6 +150,24 @@ def test_sft_recipe_probe_without_changes_retrains_the_study_models(quick_study,
         theirs = reference[(reference["model"] == model) & (reference["seed"] == 0)]
         theirs = theirs.set_index(["task", "protocol"]).loc[ours.index, ["score", "n"]]
         assert len(ours) >= 4 and ours.equals(theirs), model  # the same recipe gives the same weights, hence scores
+
+
+def test_sft_recipe_probe_trains_on_the_first_items_and_reports_math_answers(quick_study, tmp_path):
+    runs = quick_study[0]
+    script = study.notebooks_dir().parent / "experiments" / "sft_recipe_probe.py"
+    printed = _run_script(script, runs, "--seeds", "0", "--langs", "tbx", "--items", "24", "--out", tmp_path / "probe")
+    (folder,) = (tmp_path / "probe").glob("*-items24")
+    copies = sorted((folder / "sft-data").glob("*.jsonl"))
+    assert len(copies) == 2 and all(len(c.read_text().splitlines()) == 24 for c in copies)
+    source = json.loads((runs / "tbx" / "data" / "outputs.json").read_text())["source"]
+    first = Path(source["sft_flan"]).read_text().splitlines()[:24]
+    flan_copy = next(c for c in copies if c.name.startswith(Path(source["sft_flan"]).stem + "-first"))
+    assert flan_copy.read_text().splitlines() == first
+    scores = pd.read_csv(folder / "scores.csv")
+    assert {"CTSFT-X-flan", "CTSFT-X-mt", "SFT-flan"} <= set(scores["model"])
+    for model in ("CTSFT-X-flan", "CTSFT-X-mt"):
+        assert re.search(rf"seed 0 tbx {model} math: mgsm [\d.]+%, no number in \d+ of \d+, most common answer \S+ in \d+",
+                         printed), printed[-2000:]
 
 
 def test_sft_pass_benchmark_reports_a_time_and_its_baseline(quick_study):
