@@ -310,3 +310,17 @@ def test_collocations_make_topic_words_distinguishable():
     assert abs(hits / n - (0.8 + 0.2 * 2 / 8)) < 0.03
     with pytest.raises(ValueError, match="collocations"):
         ClauseSampler(table, 1.0, False, False, collocation_strength=0.5)
+
+
+def test_base_shape_from_json_is_a_base_model_config_with_the_same_key():
+    """`source_options` JSON and the experiments' --world give BASE's shape as a dict: it becomes a BaseModelConfig,
+    keyed as the dataclass given directly; unknown fields are refused by name."""
+    from lrmerge.demo.config import BaseModelConfig
+    from lrmerge.runs import config_key
+
+    from_json = WorldConfig(base={"num_layers": 2, "hidden_size": 48})
+    direct = WorldConfig(base=BaseModelConfig(num_layers=2, hidden_size=48))
+    assert isinstance(from_json.base, BaseModelConfig) and from_json.base.num_layers == 2
+    assert config_key(from_json.to_dict()) == config_key(direct.to_dict()) != config_key(WorldConfig().to_dict())
+    with pytest.raises(ValueError, match="WorldConfig.base: unknown field.*'layers'"):
+        WorldConfig(base={"layers": 2})

@@ -148,6 +148,12 @@ class WorldConfig:
     base: BaseModelConfig = field(default_factory=BaseModelConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.base, dict):  # from JSON (--set source_options, experiments' --world base={...})
+            unknown = set(self.base) - {f.name for f in dataclasses.fields(BaseModelConfig)}
+            if unknown:
+                raise ValueError(f"WorldConfig.base: unknown field(s) {sorted(unknown)}; allowed: "
+                                 f"{[f.name for f in dataclasses.fields(BaseModelConfig)]}")
+            object.__setattr__(self, "base", BaseModelConfig(**self.base))
         for lang in self.languages:
             if lang not in X_LANGUAGES:
                 raise ValueError(f"WorldConfig.languages: unknown language {lang!r}; allowed: {X_LANGUAGES}")
