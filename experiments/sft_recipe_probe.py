@@ -55,15 +55,18 @@ def main() -> None:
     tag += f"-items{args.items}" if args.items else ""
     out = Path(args.out) / tag
 
+    copies = {}
+
     def sft_data(path):
-        """The SFT file, or a copy of its first --items records under <out>/sft-data/."""
+        """The SFT file, or a copy of its first --items records under <out>/sft-data/ (written once per file)."""
         if not args.items:
             return path
-        rows = Path(path).read_text().splitlines(keepends=True)[:args.items]
-        copy = out / "sft-data" / f"{Path(path).stem}-first{args.items}.jsonl"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(copy, "".join(rows))
-        return copy
+        if path not in copies:
+            rows = Path(path).read_text().splitlines(keepends=True)[:args.items]
+            copies[path] = out / "sft-data" / f"{Path(path).stem}-first{args.items}.jsonl"
+            copies[path].parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(copies[path], "".join(rows))
+        return copies[path]
 
     options = dict(cache_dir=Path(args.run_root) / "eval_cache", batch_size=32, device="cpu", math_max_new_tokens=64)
     frames, start = [], time.perf_counter()
@@ -83,7 +86,7 @@ def main() -> None:
             test = {"CTSFT-X-flan": models["ctsft-flan"], "CTSFT-X-mt": models["ctsft-mt"]}
             frames.append(pipeline.evaluate_models(test, source, "test", seed=seed, protocols="study", **options))
             for name, folder in test.items():
-                print(f"seed {seed} {lang} {name} math: {math_answers(folder, source)}")
+                print(f"seed {seed} {lang} {name} math: {math_answers(folder, source, options)}")
             if "sft-flan" in models:
                 english = source.model_copy(update={"lang": "eng"})
                 frames.append(pipeline.evaluate_models({"SFT-flan": models["sft-flan"]}, english, "dev", seed=seed,
@@ -98,18 +101,22 @@ def main() -> None:
     print(f"{tag}: {time.perf_counter() - start:.0f} s")
 
 
-def math_answers(model_dir, source) -> str:
-    """How a model answers the source's math test: accuracy, answers without a number, its most common answer."""
+def math_answers(model_dir, source, options: dict) -> str:
+    """How a model answers the source's math test: accuracy, answers without a number, its most common answer
+    (read from the evaluation cache `pipeline.evaluate_models` has just filled with ``options``)."""
     from collections import Counter
 
     from lrmerge import pipeline
     from lrmerge.eval.runner import evaluate_protocols
 
-    specs = [s for s in pipeline.study_tasks(source, math_max_new_tokens=64) if s.scorer != "letter"]
+    specs = [s for s in pipeline.study_tasks(source, math_max_new_tokens=options["math_max_new_tokens"])
+             if s.scorer != "letter"]
     parts = []
     for spec in specs:
         result = evaluate_protocols(model_dir, [spec], ["generate"], split="test", source=source.eval_source,
-                                    device="cpu", lang=source.lang, progress=False)["generate"].tasks[spec.name]
+                                    batch_size=options["batch_size"], device=options["device"], lang=source.lang,
+                                    cache_dir=pipeline.model_cache_dir(options["cache_dir"], model_dir),
+                                    limit=source.eval_limit.get("test"), progress=False)["generate"].tasks[spec.name]
         answer, count = Counter(r["parsed"] for r in result.records).most_common(1)[0]
         parts.append(f"{spec.benchmark} {100 * result.accuracy:.1f}%, no number in {result.n_unparsable} of {result.n}, "
                      f"most common answer {answer} in {count}")

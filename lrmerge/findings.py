@@ -109,14 +109,9 @@ def math_lines(rows: pd.DataFrame, languages: Sequence[str], chance: dict[str, d
     lines = []
     for language in languages:
         for task in sorted(set(rows[rows["language"] == language]["task"]) & set(MATH_TASKS)):
-            math = rows[(rows["language"] == language) & (rows["task"] == task)]
-            scores = []
-            for model in models:
-                pick = math[math["model"] == model]
-                if pick["ct_tokens"].notna().any():
-                    pick = pick[pick["ct_tokens"] == pick["ct_tokens"].max()]
-                if not pick.empty:
-                    scores.append(f"{model} {pick['score'].mean():.1f}")
+            task_rows = rows[rows["task"] == task]
+            means = {model: per_seed_average(task_rows, model, language).mean() for model in models}
+            scores = [f"{model} {mean:.1f}" for model, mean in means.items() if not math.isnan(mean)]
             level = chance.get(language, {}).get(task)
             if scores and level is not None:
                 lines.append(f"{language} {task} (generation): {', '.join(scores)}; one number for every question "

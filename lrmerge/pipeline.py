@@ -148,12 +148,17 @@ def evaluate_models(models: Mapping[str, str | Path], source, split: str = "test
     limit = limit if limit is not None else source.eval_limit.get(split)
     frames = []
     for name, folder in models.items():
-        cache = Path(cache_dir) / config_key(model_identity(folder)) if cache_dir else None
+        cache = model_cache_dir(cache_dir, folder) if cache_dir else None
         results = evaluate_protocols(folder, specs, protocols, split=split, source=source.eval_source,
                                      batch_size=batch_size, device=device, lang=source.lang, cache_dir=cache,
                                      limit=limit, progress=progress)
         frames.append(score_frame(results, source.lang, name, seed, (ct_tokens or {}).get(name)))
     return pd.concat(frames, ignore_index=True)
+
+
+def model_cache_dir(cache_dir: str | Path, folder: str | Path) -> Path:
+    """The evaluation cache of one model under ``cache_dir``, keyed by the model's content (`model_identity`)."""
+    return Path(cache_dir) / config_key(model_identity(folder))
 
 
 def dev_evaluator(source, limit: int | None = None, **options):
@@ -189,7 +194,7 @@ def study_protocol_lists(specs) -> dict[str, list[str]]:
 def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]:
     """Accuracy of guessing per benchmark, in percent: 1 / number of options for multiple choice; for math, the share
     of the test's most common answer (what answering one number to every question scores: 14% on the demo world's
-    one-digit sums, about 1% on real MGSM), so that a model that always answers the same number reads as chance."""
+    one-digit sums), so that a model that always answers the same number reads as chance."""
     from collections import Counter
 
     from lrmerge.data.loaders import load_task
@@ -205,7 +210,7 @@ def chance_level(source, tasks: Sequence[str] | None = None) -> dict[str, float]
         elif isinstance(item, ChoiceItem):
             levels[spec.benchmark] = 100.0 / len(item.options)
         else:
-            answers = Counter(str(item.answer) for item in data.items)
+            answers = Counter(item.answer for item in data.items)
             levels[spec.benchmark] = 100.0 * max(answers.values()) / len(data.items)
     return levels
 
