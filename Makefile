@@ -15,9 +15,14 @@ REAL_LANG ?= tam
 
 venv: $(STAMP)
 
+# Python writes each module's bytecode the first time a process imports it (the set-up compiles nothing: the study
+# imports under 5K of site-packages' 17K modules); with PYTHONDONTWRITEBYTECODE set, every notebook kernel would
+# compile its imports again (23 s instead of 10 s a kernel here)
+unexport PYTHONDONTWRITEBYTECODE
+
 # torch pinned: this exact spec takes the CPU build from local disk here (any other spec may pull a multi-GB CUDA
-# build); on a GPU machine the same pin takes the CUDA build from the registry. uv installs it and the project
-# (bytecode compiled on every core), pip where uv is not available: scripts/setup_venv.sh.
+# build); on a GPU machine the same pin takes the CUDA build from the registry. uv installs it and the project, pip
+# where uv is not available: scripts/setup_venv.sh.
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh $(PYTHON) $(VENV)
 	touch $(STAMP)

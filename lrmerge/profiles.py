@@ -36,7 +36,11 @@ class Profile:
 
 
 PAPER_GRID = "0.01,0.2,0.4,0.6,0.8,1.0"  # appendix B, for each model
-_DEMO_COMMON = {"seed": 0, "seeds": "0", "device": "auto", "launcher": "inline", "num_processes": 1}
+# batch_size: evaluation batch (merging, evaluation, TIES-SV, Table 5). Scoring a demo model on the four test sets
+# alone (both protocols, one thread) took 3.4-5.1 s at 32 and 2.5-4.2 s at 64 (mnx; tbx 1.7-2.6 and 1.0-1.6 s) with
+# the same scores; in the study, where both cores are busy, the stages gained less (mnx evaluation 193 -> 180 s).
+# 128 was faster alone (2.1-3.5 s) but not in the study (183 s) and changed one generate-protocol answer.
+_DEMO_COMMON = {"seed": 0, "seeds": "0", "device": "auto", "launcher": "inline", "num_processes": 1, "batch_size": 64}
 _REAL_CPU_COMMON = {**_DEMO_COMMON, "math_max_new_tokens": 256, "batch_size": 8}
 
 PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (

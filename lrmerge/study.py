@@ -47,7 +47,7 @@ class Stage:
     # and "multilingual" from the cross-language folder): a change reruns only the stages that read it
     reads: tuple[str, ...] = ()
     # builds what the languages share (the demo world and its BASE): with --jobs it runs first, one language at a
-    # time with every core (every other stage needs it; BASE pins its own thread count, `demo.base.pretrain_base`)
+    # time with every core (every other stage needs it; BASE trains on all of them, `demo.base.pretrain_base`)
     builds_shared: bool = False
 
 

@@ -4,10 +4,14 @@
 #   bash scripts/setup_venv.sh PYTHON VENV
 #
 # uv (installed from PyPI into the venv) installs the same pins as pip in about a third of the time here: parallel
-# downloads and unpacking, bytecode compiled on every core (this machine sets PYTHONDONTWRITEBYTECODE=1, so modules
-# left uncompiled would be recompiled by every notebook kernel). pip's own configuration (find-links that hold the
-# local CPU torch, constraints, index URLs) is handed to uv. Where uv cannot be installed or fails, pip does the
-# install as before. LRMERGE_INSTALLER=pip forces pip.
+# downloads and unpacking. pip's own configuration (find-links that hold the local CPU torch, constraints, index
+# URLs) is handed to uv. Where uv cannot be installed or fails, pip does the install as before. LRMERGE_INSTALLER=pip
+# forces pip.
+#
+# Bytecode is not compiled here: compiling all of site-packages (uv --compile-bytecode, 17K files) took 38-46 s of a
+# 52-s set-up, and the study imports under 5K of them. This machine sets PYTHONDONTWRITEBYTECODE=1, under which every
+# notebook kernel would compile its imports again (the study's: 23 s uncompiled, 10 s compiled); the Makefile
+# unexports it, so each module is compiled once, by the first process that imports it.
 set -euo pipefail
 python=${1:?usage: setup_venv.sh PYTHON VENV}
 venv=${2:?usage: setup_venv.sh PYTHON VENV}
@@ -35,9 +39,9 @@ with_uv() {
     while read -r value; do  # file:// indexes that do not exist are skipped (pip only warns about them)
         if [[ $value != file://* || -d ${value#file://} ]]; then args+=(--extra-index-url "$value"); fi
     done < <(pip_setting extra-index-url)
-    # one resolution, so torch is compiled with the rest; unsafe-best-match is pip's rule: the best version over every
+    # one resolution; unsafe-best-match is pip's rule: the best version over every
     # index and find-links location (uv's default takes a package from the first index that has it)
-    "$uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode --index-strategy unsafe-best-match \
+    "$uv" pip install --quiet --python "$venv/bin/python" --index-strategy unsafe-best-match \
         "${args[@]}" "$torch_pin" -e '.[dev]'
 }
 

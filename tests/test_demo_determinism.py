@@ -54,3 +54,26 @@ def test_same_seed_same_bytes_for_base_and_ct_other_seed_differs(tmp_path):
     assert a == b
     assert c[:2] == a[:2]  # one world and BASE for every training seed
     assert c[2] != a[2]
+
+
+def test_base_weights_do_not_depend_on_the_thread_count(tmp_path):
+    """`lrmerge study` trains BASE on every core while nothing else runs, and the world's cache key holds no thread
+    count: so 1 and 2 threads must give the same bytes (measured on the demo BASE too, experiments/DESIGNS.md)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 CPUs")
+    import torch
+
+    from lrmerge.demo import profile_config
+    from lrmerge.demo.base import pretrain_base
+    from lrmerge.demo.build import build_data
+
+    config = profile_config("quick", **SMALL)
+    _, documents, tokenizer = build_data(tmp_path / "world", config)
+    weights = {}
+    for threads in (1, 2):
+        model, stats = pretrain_base(documents, tokenizer, config.base, 0, tmp_path / f"work-{threads}",
+                                     progress=False, num_threads=threads)
+        assert stats["threads"] == threads
+        weights[threads] = model.state_dict()
+    assert weights[1].keys() == weights[2].keys()
+    assert all(torch.equal(weights[1][name], weights[2][name]) for name in weights[1])

@@ -47,12 +47,15 @@ def new_base_model(config: BaseModelConfig, tokenizer, seed: int):
 
 
 def pretrain_base(documents: list[str], tokenizer, config: BaseModelConfig, seed: int, work_dir: str | Path,
-                  save_every: int = 50, progress: bool = True, num_threads: int | None = 1):
+                  save_every: int = 50, progress: bool = True, num_threads: int | None = None):
     """Pre-train a fresh BASE on `documents` (packed, causal LM loss, AdamW, warm-up 5% + cosine).
 
-    num_threads: torch intra-op threads while training (1 is fastest for these tiny models on a shared CPU:
-    0.14 s vs 0.88 s per step with 2 threads measured here); restored afterwards. None leaves torch's setting.
-    Returns (model, stats) with stats = {"steps", "tokens", "final_loss", "params"}.
+    num_threads: torch intra-op threads while training, restored afterwards; None (default) keeps the process's
+    setting. `lrmerge study` builds the world alone, before any other stage, with every core. The demo BASE on 2
+    otherwise idle cores: 38.3 s with 2 threads, 43.6 s with 1, bit-identical weights (AMD EPYC / AVX512 CPU; in
+    the study's data stage 50.6 s with 2 threads, 51.6 s with 1 in an earlier run: within this VM's noise). On a
+    CPU busy with other work, 2 threads were measured 6x slower per step than 1: pass 1 there.
+    Returns (model, stats) with stats = {"steps", "tokens", "final_loss", "params", "threads"}.
     """
     previous_threads = torch.get_num_threads()
     if num_threads:
@@ -108,7 +111,7 @@ def _pretrain(documents, tokenizer, config: BaseModelConfig, seed: int, work_dir
             atomic_write_text(progress_path, json.dumps({"step": step + 1, "schedule": schedule.state_dict()}))
     model.eval()
     stats = {"steps": steps, "tokens": steps * config.batch_size * config.seq_len, "final_loss": loss_value,
-             "params": sum(p.numel() for p in model.parameters())}
+             "params": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads()}
     return model, stats
 
 
