@@ -133,7 +133,7 @@ class Scorer:
                 r = results.tasks[spec.name]
                 rows.append((spec.benchmark, mode, 100.0 * r.accuracy, r.n))
         if split == "test" and tasks is None and lang != "eng":  # the "Lang." probe: held-out X perplexity
-            from lrmerge.demo.base import perplexity
+            from lrmerge.eval.perplexity import perplexity
             from lrmerge.demo.probes import heldout_texts
 
             texts = heldout_texts(self.world, lang, 100)

@@ -224,7 +224,7 @@ def test_world_is_cached_and_cli_prints_paths(world, capsys):
 def test_base_knows_english_not_x(world):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lrmerge.demo.base import perplexity
+    from lrmerge.eval.perplexity import perplexity
 
     model = AutoModelForCausalLM.from_pretrained(world.base)
     tok = AutoTokenizer.from_pretrained(world.base)

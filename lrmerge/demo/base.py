@@ -129,17 +129,3 @@ def _load_state(state_path: Path, progress_path: Path):
     if not isinstance(state, dict) or state.get("step") != progress_state.get("step"):
         return None  # killed between the two writes: start over
     return state, progress_state
-
-
-@torch.no_grad()
-def perplexity(model, tokenizer, texts: list[str], seq_len: int = 256) -> float:
-    """Token-level perplexity of `texts`, each scored on its own (truncated to seq_len)."""
-    total, count = 0.0, 0
-    for text in texts:
-        ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=seq_len)["input_ids"]
-        if ids.shape[1] < 2:
-            continue
-        loss = model(input_ids=ids, labels=ids).loss
-        total += loss.item() * (ids.shape[1] - 1)
-        count += ids.shape[1] - 1
-    return math.exp(total / max(count, 1))

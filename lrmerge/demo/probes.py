@@ -56,7 +56,7 @@ def heldout_texts(world, lang: str, n_texts: int = 200) -> list[str]:
 
 @torch.no_grad()
 def heldout_perplexity(model_dir, world, lang: str, n_texts: int = 200) -> float:
-    from lrmerge.demo.base import perplexity
+    from lrmerge.eval.perplexity import perplexity
 
     texts = heldout_texts(world, lang, n_texts)
     model, tokenizer = _load(model_dir)
