@@ -149,8 +149,9 @@ def findings_markdown(seeds: pd.DataFrame, languages: Sequence[str], chance: dic
                for lang in languages}
     section("Merging beats CT-then-SFT when X data is scarce (Figure 2)",
             "TIES-X-flan > CTSFT-X-flan at every checkpoint below 10.4B tokens (ben, tel)",
-            [compare(rows, l, "TIES-X-flan", "CTSFT-X-flan", b[0]) for l, b in budgets.items() if b],
-            extra=[f"scarcest budget of {l}: {int(b[0]):,} CT tokens" for l, b in budgets.items() if b], key="scarce")
+            [compare(rows, l, "TIES-X-flan", "CTSFT-X-flan", b[0]) for l, b in budgets.items() if len(b) > 1],
+            extra=[f"scarcest budget of {l}: {int(b[0]):,} CT tokens" for l, b in budgets.items() if len(b) > 1]
+            + [f"{l}: one CT budget only (no Figure 2 curve)" for l, b in budgets.items() if len(b) == 1], key="scarce")
     section("CT-then-SFT catches up with more CT tokens (the crossover)",
             "CTSFT-ben-flan > TIES-ben-flan beyond 14.4B tokens; the gap narrows for tel",
             [compare(rows, l, "CTSFT-X-flan", "TIES-X-flan", b[-1]) for l, b in budgets.items() if len(b) > 1],

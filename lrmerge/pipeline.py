@@ -71,6 +71,14 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
     return values
 
 
+def figure2_points_for(lang: str, figure2_points: int, figure2_languages: str | Sequence[str] = "") -> int:
+    """CT checkpoints of ``lang`` that get a CTSFT-X-flan (and, in the evaluation, a TIES-X-flan) for Figure 2:
+    ``figure2_points`` for the languages in ``figure2_languages`` (empty: every language), 1 for the others (the last
+    checkpoint: Table 3's models). The paper draws Figure 2 for two of its seven languages (ben, tel)."""
+    names = parse_names(figure2_languages)
+    return figure2_points if not names or lang in names else 1
+
+
 def curve_points(checkpoints: Sequence[str], n_points: int) -> list[str]:
     """``n_points`` of the CT checkpoints, evenly spaced from the last backwards (the last always included), in
     token order: where Figure 2 gets a CTSFT-X-flan and a TIES-X-flan."""

@@ -72,7 +72,7 @@ def test_findings_report_lists_each_finding_with_a_verdict():
 
 def test_findings_explain_only_what_does_not_show():
     """A source's explanation is printed under a finding that is not reproduced, never under one that is."""
-    seeds = _scores()
+    seeds = pd.concat([_scores(), _scores().assign(ct_tokens=1000)])  # a curve: two CT budgets
     why = {"scarce": "SCARCE-REASON", "mt": "MT-REASON"}
     text = findings_markdown(seeds, ["tbx"], {"tbx": {"sib200": 14.29}}, {"tbx": (0.05, 0.09)}, explanations=why)
     sections = {part.split("\n", 1)[0]: part for part in text.split("## ")[1:]}
@@ -80,6 +80,27 @@ def test_findings_explain_only_what_does_not_show():
     assert "verdict: reproduced" in scarce and "SCARCE-REASON" not in scarce
     mt = next(v for k, v in sections.items() if k.startswith("Machine-translated SFT data hurts"))
     assert ("MT-REASON" in mt) == ("verdict: reproduced" not in mt)
+
+
+def test_a_language_without_a_curve_gets_no_scarce_budget():
+    """A language with Table 3's checkpoint only (figure2_languages leaves it out) is not compared "at the scarcest
+    budget": that budget would be its last one. The language with a curve still is."""
+    curve = pd.concat([_scores(), _scores().assign(ct_tokens=1000)])
+    seeds = pd.concat([curve, _scores().assign(language="mnx")])
+    text = findings_markdown(seeds, ["tbx", "mnx"], {"tbx": {"sib200": 14.29}, "mnx": {"sib200": 14.29}},
+                             {"tbx": (0.05, 0.09)})
+    scarce = next(part for part in text.split("## ")[1:] if part.startswith("Merging beats CT-then-SFT when X data is scarce"))
+    assert "scarcest budget of tbx: 100 CT tokens" in scarce and "ours: tbx" in scarce
+    assert "mnx: one CT budget only (no Figure 2 curve)" in scarce and "ours: mnx" not in scarce
+
+
+def test_figure2_points_only_for_the_listed_languages():
+    from lrmerge.pipeline import curve_points, figure2_points_for
+
+    checkpoints = [f"tokens-{t}" for t in (1, 2, 3, 4)]
+    assert figure2_points_for("tbx", 4, "tbx") == 4 and figure2_points_for("mnx", 4, "tbx") == 1
+    assert figure2_points_for("mnx", 4, "") == 4  # empty: every language
+    assert curve_points(checkpoints, figure2_points_for("mnx", 4, "tbx")) == ["tokens-4"]  # the last only
 
 
 def test_chance_check_uses_the_test_set_size_not_the_seed_count():
