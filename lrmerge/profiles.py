@@ -71,8 +71,8 @@ PROFILE_TABLE: dict[str, Profile] = {p.name: p for p in (
         "sft": {"sft_epochs": 2.0, "sft_lr": 1.5e-3, "sft_batch_size": 8, "sft_max_len": 320, "sft_replay_share": 0.0,
                 "sft_group_by_length": True, "figure2_points": 4,
                 # Figure 2's earlier points for tbx only, as the paper draws it for two of its seven languages: in mnx
-                # every model sits near chance at every budget (TIES - CTSFT within 2.5 SE of 0 at all four, sessions
-                # 5-9), and its 9 CTSFT runs and 27 curve scorings were about 15% of the study's work
+                # every model sits near chance at every budget (TIES - CTSFT between -3.8 and +1.4 points at the four,
+                # session 9), and its 9 CTSFT runs and 27 curve scorings were about 15% of the study's work
                 "figure2_languages": "tbx"},
         "merging": {"ties_densities": "0.2,0.6,1.0", "wavg_weights": "0.3,0.5,0.7"},
         # Figure 2's points before the last on 100 items per task (the last is Table 3's, on the whole test sets)

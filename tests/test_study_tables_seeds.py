@@ -89,7 +89,8 @@ def test_a_language_without_a_curve_gets_no_scarce_budget():
     seeds = pd.concat([curve, _scores().assign(language="mnx")])
     text = findings_markdown(seeds, ["tbx", "mnx"], {"tbx": {"sib200": 14.29}, "mnx": {"sib200": 14.29}},
                              {"tbx": (0.05, 0.09)})
-    scarce = next(part for part in text.split("## ")[1:] if part.startswith("Merging beats CT-then-SFT when X data is scarce"))
+    scarce = next(part for part in text.split("## ")[1:]
+                  if part.startswith("Merging beats CT-then-SFT when X data is scarce"))
     assert "scarcest budget of tbx: 100 CT tokens" in scarce and "ours: tbx" in scarce
     assert "mnx: one CT budget only (no Figure 2 curve)" in scarce and "ours: mnx" not in scarce
 

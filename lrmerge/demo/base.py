@@ -54,7 +54,7 @@ def pretrain_base(documents: list[str], tokenizer, config: BaseModelConfig, seed
     setting. `lrmerge study` builds the world alone, before any other stage, with every core. The demo BASE on 2
     otherwise idle cores: 38.3 s with 2 threads, 43.6 s with 1, bit-identical weights (AMD EPYC / AVX512 CPU; in
     the study's data stage 50.6 s with 2 threads, 51.6 s with 1 in an earlier run: within this VM's noise). On a
-    CPU busy with other work, 2 threads were measured 6x slower per step than 1: pass 1 there.
+    CPU busy with other work, 2 threads were 6x slower per step than 1 (an earlier session's measurement): pass 1 there.
     Returns (model, stats) with stats = {"steps", "tokens", "final_loss", "params", "threads"}.
     """
     previous_threads = torch.get_num_threads()
